@@ -1,0 +1,82 @@
+"""LRDif checkpoints: one ``.pt`` file with the config, the label encoder, the weights and provenance.
+Written atomically (temp file + rename), so a crash never leaves half a checkpoint behind."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import config_from_dict
+from .models.lrdif import LRDif
+
+FORMAT = "udc-lrdif"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable udc LRDif checkpoint."""
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(model: LRDif, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.cfg.to_dict(),
+        "label_encoder": model.label_encoder,
+        "clip_source": model.clip_source,
+        "state_dict": model.state_dict(),
+        "extra": extra or {},
+    }
+    return atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any reader failure means "not a checkpoint" to the user
+        raise CheckpointError(f"{path} is not a readable checkpoint: {e}") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a udc LRDif checkpoint (no format={FORMAT!r})")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload['version']}; this udc reads <= {VERSION}")
+    return payload
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> LRDif:
+    payload = read_checkpoint(path)
+    model = LRDif(config_from_dict(payload["config"]), payload["label_encoder"])
+    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the stored config (missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]})")
+    model.clip_source = payload.get("clip_source")
+    return model.to(map_location)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

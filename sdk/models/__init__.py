@@ -1,0 +1,1 @@
+"""LRDif's networks, one module per idea: CLIP towers, FPEN, EPR diffusion, DT/DIL networks, UDCformer."""

@@ -1,0 +1,56 @@
+"""UDCformer: DT-network and DIL-network in parallel, fused at 3 scales, then a vanilla
+transformer and the 7-class head (paper eqs. 10-12)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import LRDifConfig
+from .dil_network import DILNetwork
+from .dt_network import DTNetwork
+from .layers import TransformerBlock
+
+
+class ScaleFusion(nn.Module):
+    """``x_i = concat(F_i, O_i)`` -> 1x1 projection -> pooled to ``grid x grid`` tokens, all scales joined."""
+
+    def __init__(self, dims: tuple[int, int, int], sizes: tuple[int, int, int], fusion_dim: int, grid: int):
+        super().__init__()
+        self.proj = nn.ModuleList(nn.Conv2d(2 * d, fusion_dim, 1) for d in dims)
+        self.pool = [s // grid for s in sizes]  # static kernel per scale
+
+    def forward(self, feats, outs) -> torch.Tensor:
+        tokens = []
+        for proj, k, f, o in zip(self.proj, self.pool, feats, outs):
+            x = F.avg_pool2d(proj(torch.cat([f, o], dim=1)), kernel_size=k)  # [B, Df, g, g]
+            tokens.append(x.flatten(2).transpose(1, 2))  # [B, g*g, Df]
+        return torch.cat(tokens, dim=1)  # X = [x1, x2, x3]: [B, 3*g*g, Df]
+
+
+class UDCformer(nn.Module):
+    """``image [B,3,S,S]``, ``landmarks [B,68,2]``, ``Z [B,C]`` -> ``logits [B, num_classes]``."""
+
+    def __init__(self, cfg: LRDifConfig):
+        super().__init__()
+        u = cfg.udcformer
+        self.dt = DTNetwork(u, cfg.fpen.epr_dim)
+        self.dil = DILNetwork(u, cfg.image_size)
+        self.fusion = ScaleFusion(u.dims, cfg.level_sizes(), u.fusion_dim, u.fusion_grid)
+        n_tokens = 3 * u.fusion_grid**2
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, u.fusion_dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, n_tokens + 1, u.fusion_dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(u.fusion_dim, u.fusion_heads, u.mlp_ratio, "gelu", u.dropout) for _ in range(u.fusion_depth)
+        )
+        self.norm = nn.LayerNorm(u.fusion_dim)
+        self.head = nn.Linear(u.fusion_dim, cfg.num_classes)
+
+    def forward(self, image: torch.Tensor, landmarks: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        feats = self.dt(image, z)  # F1, F2, F3
+        outs = self.dil(landmarks, feats)  # O1, O2, O3
+        x = self.fusion(feats, outs)  # [B, N, Df]
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)  # eqs. 11-12
+        return self.head(self.norm(x[:, 0]))  # [B, num_classes]
