@@ -77,7 +77,7 @@ class Mlp(nn.Module):
         self.c_fc = nn.Linear(dim, hidden)
         self.act = make_act(act)
         self.c_proj = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no dropout op in exported graphs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.c_proj(self.drop(self.act(self.c_fc(x)))))

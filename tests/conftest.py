@@ -1,0 +1,32 @@
+import os
+import warnings
+
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from udc.sdk.config import tiny  # noqa: E402
+from udc.sdk.models.lrdif import LRDif  # noqa: E402
+
+
+@pytest.fixture
+def cfg():
+    return tiny()
+
+
+@pytest.fixture
+def model(cfg):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LRDif(cfg, "embedding").eval()
+
+
+@pytest.fixture
+def batch(model):
+    from udc.sdk.components import example_inputs
+
+    ex = example_inputs(model, batch=3, seed=1)
+    ex["labels"] = torch.tensor([0, 3, 6])
+    return ex
