@@ -1,0 +1,1 @@
+"""Procedural synthetic expression faces: the embedded default dataset (no download)."""
