@@ -5,25 +5,31 @@ Landmarks enter every model as coordinates ``[B, 68, 2]`` (x, y normalised to th
 """
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
+from importlib import resources
 
 import torch
 from torch import nn
 
 NUM_LANDMARKS = 68
+CROP_FACE_SCALE = 0.88  # the canonical face's size relative to the crop
+
+
+@lru_cache(maxsize=1)
+def layout() -> dict:
+    """``data/landmarks68.json``: the single source of truth for the 68-point layout, its regions,
+    the alignment points and the MediaPipe 468/478 -> 68 index table (bundles and apps carry it)."""
+    return json.loads(resources.files(__package__).joinpath("data/landmarks68.json").read_text())
+
 
 #: Facial regions of the 68-point iBUG layout: name -> (first index, last index + 1).
-REGIONS: dict[str, tuple[int, int]] = {
-    "jaw": (0, 17),
-    "right_brow": (17, 22),
-    "left_brow": (22, 27),
-    "nose_bridge": (27, 31),
-    "nose_lower": (31, 36),
-    "right_eye": (36, 42),
-    "left_eye": (42, 48),
-    "outer_lip": (48, 60),
-    "inner_lip": (60, 68),
-}
+REGIONS: dict[str, tuple[int, int]] = {k: (a, b) for k, (a, b) in layout()["regions"].items()}
+#: MediaPipe Face Mesh vertex index for each of the 68 points.
+MEDIAPIPE_TO_68: tuple[int, ...] = tuple(layout()["mediapipe_to_68"]["indices"])
+#: Points that move little with expression: what face alignment fits.
+ALIGNMENT_POINTS: tuple[int, ...] = tuple(layout()["alignment_points"])
 
 
 def region_membership(regions: dict[str, tuple[int, int]] = REGIONS) -> torch.Tensor:
@@ -41,11 +47,12 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, angles: list[float]) ->
 def canonical_landmarks() -> torch.Tensor:
     """A frontal, neutral 68-point face in crop coordinates ``[68, 2]`` (x right, y down).
 
-    Drawn from simple geometry (ellipses and lines), not fitted to a dataset: it is the neutral
-    reference used by the demo and as the alignment target until a measured mean shape replaces it.
+    Drawn from simple geometry (ellipses and lines), not fitted to a dataset; its proportions
+    (eyes, nose tip, mouth, chin heights) were checked against MediaPipe's landmarks of a real face
+    (scikit-image's astronaut). It is the alignment target of :mod:`udc.sdk.face_align`.
     """
     pts: list[tuple[float, float]] = []
-    pts += _ellipse(0.5, 0.40, 0.38, 0.50, [math.pi - k * math.pi / 16 for k in range(17)])  # jaw 0-16
+    pts += _ellipse(0.5, 0.40, 0.38, 0.56, [math.pi - k * math.pi / 16 for k in range(17)])  # jaw 0-16
     for x0 in (0.20, 0.56):  # brows 17-21, 22-26
         pts += [(x0 + 0.06 * k, 0.30 - 0.035 * math.sin(math.pi * k / 4)) for k in range(5)]
     pts += [(0.5, 0.38 + 0.06 * k) for k in range(4)]  # nose bridge 27-30
@@ -59,7 +66,8 @@ def canonical_landmarks() -> torch.Tensor:
     pts += _ellipse(0.5, 0.75, 0.11, 0.02, inner)  # inner lip 60-67
     out = torch.tensor(pts, dtype=torch.float32)
     assert out.shape == (NUM_LANDMARKS, 2)
-    return out
+    # leave a margin around the face (chin at ~0.90 of the crop), as aligned FER crops do
+    return torch.tensor([0.5, 0.47]) + CROP_FACE_SCALE * (out - torch.tensor([0.5, 0.47]))
 
 
 class LandmarkHeatmaps(nn.Module):

@@ -1,4 +1,5 @@
 """Face-expression datasets in the formats users download, mapped to the canonical 7 labels."""
-from .base import DatasetIndex, FaceRecord
+from .base import DatasetError, DatasetIndex, FaceRecord
+from .registry import FORMATS, detect_format, open_dataset
 
-__all__ = ["DatasetIndex", "FaceRecord"]
+__all__ = ["DatasetError", "DatasetIndex", "FaceRecord", "FORMATS", "detect_format", "open_dataset"]
