@@ -37,10 +37,12 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def array_to_rgb(arr: np.ndarray) -> np.ndarray:
-    """``[H,W]``, ``[H,W,1]``, ``[H,W,3]`` or ``[H,W,4]`` of any numeric dtype -> uint8 RGB."""
+    """``[H,W]``, ``[H,W,1]``, ``[H,W,2]`` (gray+alpha), ``[H,W,3]`` or ``[H,W,4]`` of any numeric dtype -> uint8 RGB."""
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha
+        arr = np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
     if arr.ndim == 2:
         arr = np.repeat(_to_uint8(arr)[:, :, None], 3, axis=2)
     elif arr.ndim == 3 and arr.shape[2] in (3, 4):
@@ -50,7 +52,7 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
             rgb = (rgb[:, :, :3] * a + 255.0 * (1 - a) + 0.5).astype(np.uint8)
         arr = rgb
     else:
-        raise ImageError(f"expected an image array [H,W], [H,W,3] or [H,W,4], got shape {arr.shape}")
+        raise ImageError(f"expected an image array [H,W], [H,W,1..4], got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageError(f"empty image of shape {arr.shape}")
     return np.ascontiguousarray(arr)

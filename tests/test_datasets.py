@@ -402,3 +402,34 @@ def test_detect_folder_fallback_with_unrecognised_class_names(tmp_path):
     assert detect_format(tmp_path) == "folder"
     with pytest.raises(DatasetError):  # recognised as a folder tree, but no usable class
         open_dataset(tmp_path)
+
+
+# ----------------------------------------------------------------------------- landmark cache
+def test_landmarks_are_computed_once_and_cached(tmp_path):
+    from udc.train.datasets.base import DatasetIndex, FaceRecord
+    from udc.train.datasets.landmark_cache import ensure_landmarks
+    from udc.train.landmark_store import load_landmarks
+
+    class CountingDetector:
+        calls = 0
+
+        def detect(self, rgb):
+            CountingDetector.calls += 1
+            if rgb.mean() < 10:  # the black image has no face
+                return []
+            return [type("F", (), {"landmarks": np.full((68, 2), float(rgb.shape[0]), np.float32)})()]
+
+    for name, value in (("a.png", 200), ("b.png", 0)):
+        Image.fromarray(np.full((16, 16, 3), value, np.uint8)).save(tmp_path / name)
+    shipped = np.ones((68, 2), np.float32)
+    index = DatasetIndex("t", tmp_path, [
+        FaceRecord("a.png", 1, "train", tmp_path / "a.png"),
+        FaceRecord("b.png", 2, "train", tmp_path / "b.png"),
+        FaceRecord("c.png", 3, "train", None, pixels=np.full((8, 8), 99, np.uint8), landmarks=shipped),
+    ], {})
+    lm = ensure_landmarks(index, CountingDetector(), progress=False)
+    assert CountingDetector.calls == 2
+    assert lm["a.png"][0, 0] == 16.0 and np.isnan(lm["b.png"]).all() and np.array_equal(lm["c.png"], shipped)
+    assert set(load_landmarks(tmp_path / "landmarks68.npz")) == {"a.png", "b.png", "c.png"}
+    ensure_landmarks(index, CountingDetector(), progress=False)
+    assert CountingDetector.calls == 2  # second run: all from the cache

@@ -34,7 +34,7 @@ _SRGB_LUT = srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255.0)  # ui
 
 def uint8_to_linear(images: np.ndarray) -> torch.Tensor:
     """uint8 ``[B,H,W,3]`` sRGB -> float ``[B,3,H,W]`` linear (a table lookup)."""
-    return _SRGB_LUT[torch.from_numpy(np.ascontiguousarray(images)).long()].permute(0, 3, 1, 2).contiguous()
+    return _SRGB_LUT[torch.from_numpy(np.array(images, dtype=np.int64))].permute(0, 3, 1, 2).contiguous()
 
 
 def linear_to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -101,7 +101,8 @@ def display_psf(aperture: DisplayAperture, optics: Optics, size: int = 31, dx: f
     if size % 2 == 0:
         raise ValueError("PSF size must be odd (a centre pixel)")
     lam_min = min(min(w) for w in wavelengths)
-    k = max(1, math.ceil(optics.um_per_pixel / (lam_min * optics.f_number)))  # bins per output pixel
+    # bins per output pixel, with a margin so rounding never puts a bin above the Nyquist limit
+    k = max(1, math.ceil(1.15 * optics.um_per_pixel / (lam_min * optics.f_number)))
     if k % 2 == 0:
         k += 1  # odd, so the optical axis falls in the middle bin of the centre pixel
     bin_um = optics.um_per_pixel / k
