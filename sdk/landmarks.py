@@ -28,6 +28,8 @@ def layout() -> dict:
 REGIONS: dict[str, tuple[int, int]] = {k: (a, b) for k, (a, b) in layout()["regions"].items()}
 #: MediaPipe Face Mesh vertex index for each of the 68 points.
 MEDIAPIPE_TO_68: tuple[int, ...] = tuple(layout()["mediapipe_to_68"]["indices"])
+#: Left-right mirror permutation: mirrored point i is original point ``FLIP_68[i]``.
+FLIP_68: tuple[int, ...] = tuple(layout()["horizontal_flip"]["indices"])
 #: Points that move little with expression: what face alignment fits.
 ALIGNMENT_POINTS: tuple[int, ...] = tuple(layout()["alignment_points"])
 

@@ -21,7 +21,9 @@ class ZModulation(nn.Module):
         super().__init__()
         self.norm = ChannelLayerNorm(dim)
         self.kernel = nn.Linear(epr_dim, 2 * dim)
-
+        with torch.no_grad():  # start as the identity modulation (scale 1, shift 0), as LayerNorm's affine does
+            self.kernel.bias[:dim].fill_(1.0)
+            self.kernel.bias[dim:].zero_()
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # x: [B, C, H, W], z: [B, Cz]
         scale, shift = self.kernel(z).reshape(z.shape[0], -1, 1, 1).chunk(2, dim=1)  # [B, C, 1, 1] each

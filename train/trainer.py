@@ -1,0 +1,392 @@
+"""LRDif training: stage 1 (FPEN-S1 + UDCformer, labels in) and stage 2 (FPEN-S2 + denoiser +
+UDCformer, L_ce + L_kl, the whole T-step reverse chain in every step), on one process or under
+``torchrun`` with DDP.
+
+Reproducibility is by construction, not by saving RNG states: the epoch's batch order, each
+sample's augmentation, UDC degradation and diffusion noise are drawn from generators seeded by
+``(seed, epoch, sample index)``. A resumed run (``--resume``, from an epoch end or a mid-epoch
+``save_every`` checkpoint) and a DDP run with the same global batch therefore compute what the
+uninterrupted single-process run computes.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from udc.sdk.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from udc.sdk.config import get_config
+from udc.sdk.face_pipeline import to_model_input
+from udc.sdk.losses import ce_loss, epr_kl_loss
+from udc.sdk.models.lrdif import LRDif, build_model
+
+from .config import TrainConfig
+from .data import CropDataset, Crops, collate, epoch_batches, prepare_crops
+from .feature_cache import FeatureCache, module_hash
+from .metrics import Metrics, confusion_matrix
+
+EVAL_NOISE_EPOCH = 10**6  # the "epoch" whose noise draws are used for evaluation: fixed across runs
+
+
+def sample_noise(indices, epoch: int, seed: int, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
+    """Per-sample N(0, I) draws keyed by (seed, epoch, index): independent of batching and ranks."""
+    out = []
+    for i in indices:
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, int(i), stream]).generate_state(1)[0]))
+        out.append(torch.randn(shape, generator=g))
+    return torch.stack(out, dim=-2) if len(shape) > 1 else torch.stack(out)
+
+
+class StageStep(nn.Module):
+    """One training forward as a module (what DDP wraps): returns loss, logits, ce, kl."""
+
+    def __init__(self, model: LRDif, stage: int, variant: str, kl_weight: float):
+        super().__init__()
+        self.model, self.stage, self.variant = model, stage, variant
+        self.kl_weight = 0.0 if variant == "V2" else kl_weight
+
+    def forward(self, f_img, image, landmarks, labels, noise, step_noise):
+        m = self.model
+        if self.stage == 1:
+            z = m.epr_stage1(f_img, labels)
+            logits = m.udcformer(image, landmarks, z)
+            ce = ce_loss(logits, labels)
+            return ce, logits, ce.detach(), torch.zeros(())
+        with torch.no_grad():
+            z1 = m.epr_stage1(f_img, labels)  # frozen FPEN-S1: the target EPR
+        z2 = m.epr_stage2(f_img, noise, z_s1=z1, step_noise=step_noise, use_diffusion=self.variant != "V1")
+        logits = m.udcformer(image, landmarks, z2)
+        ce, kl = ce_loss(logits, labels), epr_kl_loss(z1, z2)
+        return ce + self.kl_weight * kl, logits, ce.detach(), kl.detach()
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def setup_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return _dist_info()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print):
+        self.cfg = cfg.validate()
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        if cfg.device == "auto":
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            self.device = torch.device(cfg.device)
+        self.rank, self.world = setup_distributed(self.device)
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.world} processes")
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.progress = progress and self.rank == 0
+        self.log = log if self.rank == 0 else (lambda *a, **k: None)
+        torch.manual_seed(cfg.seed)
+        self.out = Path(cfg.out)
+        self.model = self._build_model().to(self.device)
+        self.mcfg = self.model.cfg
+        self._load_data()
+        self._setup_optim()
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best, self.history = -1.0, []
+        self._sums = torch.zeros(4, dtype=torch.float64)  # running sums of the current epoch (saved mid-epoch)
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------ setup
+    def _build_model(self) -> LRDif:
+        cfg = self.cfg
+        if cfg.stage == 1:
+            mcfg = get_config(cfg.model)
+            if cfg.steps:
+                mcfg = mcfg.replace(**{"diffusion.steps": cfg.steps})
+            with warnings.catch_warnings():
+                if self.rank:
+                    warnings.simplefilter("ignore")
+                model = build_model(mcfg, clip=cfg.clip)
+        else:
+            s1 = load_checkpoint(cfg.stage1)
+            mcfg = s1.cfg.replace(**{"diffusion.steps": cfg.steps}) if cfg.steps else s1.cfg
+            model = LRDif(mcfg, s1.label_encoder)
+            model.load_state_dict(s1.state_dict())  # diffusion shapes do not depend on T
+            model.clip_source = s1.clip_source
+        trainable = set(map(id, self._stage_params(model)))
+        for p in model.parameters():
+            p.requires_grad_(id(p) in trainable)
+        return model
+
+    def _stage_params(self, model: LRDif) -> list[nn.Parameter]:
+        params = model.stage_parameters(self.cfg.stage)
+        if self.cfg.stage == 2 and self.cfg.variant == "V1":  # no diffusion: the denoiser is not trained
+            skip = set(map(id, model.diffusion.parameters()))
+            params = [p for p in params if id(p) not in skip]
+        return params
+
+    def _load_data(self) -> None:
+        from .datasets import open_dataset
+        from .datasets.landmark_cache import ensure_landmarks
+
+        cfg = self.cfg
+        index = open_dataset(cfg.data, cfg.data_format)
+        if self.rank == 0:
+            landmarks = ensure_landmarks(index, progress=self.progress)
+        if self.world > 1:
+            dist.barrier()
+        if self.rank:
+            landmarks = ensure_landmarks(index, progress=False)
+        val_split = cfg.val_split if index.split(cfg.val_split) else "test"
+        size = self.mcfg.image_size
+        self.train_crops = prepare_crops(index.split("train"), landmarks, size, self.progress)
+        self.val_crops = prepare_crops(index.split(val_split), landmarks, size, self.progress)
+        self.val_split = val_split
+        if len(self.train_crops) == 0:
+            raise ValueError(f"{cfg.data}: no usable training faces (split 'train')")
+        self.log(f"data {index.name} at {cfg.data}: {len(self.train_crops)} train / {len(self.val_crops)} {val_split} "
+                 f"faces ({self.train_crops.skipped + self.val_crops.skipped} without a face skipped)")
+        self.train_set = CropDataset(self.train_crops, True, cfg.seed, cfg.flip, cfg.rotate_deg, cfg.scale_jitter, cfg.shift)
+        self.cache = None
+        if cfg.feature_cache:
+            root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / "clip_cache"
+            self.cache = FeatureCache(root, module_hash(self.model.clip_image))
+            t0 = time.perf_counter()
+            self.model.eval()
+            n = 0
+            for crops, flips in ((self.train_crops, (False, True) if cfg.flip else (False,)), (self.val_crops, (False,))):
+                for f in flips:
+                    n += self.cache.fill(self.model.clip_image, crops.images, crops.hashes, f, self.mcfg.mean,
+                                         self.mcfg.std, self.device)
+            if n and self.rank == 0:
+                self.cache.save()
+            self.log(f"CLIP feature cache {self.cache.dir}: {n} computed, {len(self.cache.table)} stored "
+                     f"({time.perf_counter() - t0:.1f}s)")
+        self.udc = None
+        if cfg.udc_prob > 0:
+            from .udc_sim.convert import DegraderBank
+
+            self.udc = DegraderBank("random", cfg.seed)
+
+    def _steps_per_epoch(self) -> int:
+        n = len(epoch_batches(len(self.train_crops), self._batch_size(), self.cfg.seed, 0, True, True))
+        return min(n, self.cfg.max_steps_per_epoch) if self.cfg.max_steps_per_epoch else n
+
+    def _batch_size(self) -> int:
+        return min(self.cfg.batch_size, len(self.train_crops) - len(self.train_crops) % self.world)
+
+    def _setup_optim(self) -> None:
+        cfg = self.cfg
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = cfg.epochs * self._steps_per_epoch()
+        spe = self._steps_per_epoch()
+
+        def factor(step: int) -> float:
+            warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+            if cfg.schedule == "cosine":
+                return warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
+            if cfg.schedule == "step":
+                return warm * 0.1 ** ((step // max(1, spe)) // cfg.step_size)
+            return warm
+
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, factor)
+        step = StageStep(self.model, cfg.stage, cfg.variant, cfg.kl_weight)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            step = DDP(step, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.step_module = step
+
+    # ------------------------------------------------------------------ checkpoints
+    def _train_state(self) -> dict:
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                "best": self.best, "history": self.history, "epoch_sums": self._sums.tolist(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "train_config": self.cfg.to_dict()}
+
+    def _save(self, name: str, with_state: bool = True) -> None:
+        if self.rank:
+            return
+        extra = {"stage": self.cfg.stage, "variant": self.cfg.variant, "best_val_accuracy": self.best,
+                 "val_split": self.val_split}
+        if with_state:
+            extra["train_state"] = self._train_state()
+        save_checkpoint(self.model, self.out / name, extra=extra)
+
+    def _resume(self) -> None:
+        path = self.out / "last.pt"
+        if not path.exists():
+            self.log(f"--resume: no {path}; starting from scratch")
+            return
+        payload = read_checkpoint(path)
+        st = payload["extra"].get("train_state")
+        if st is None:
+            raise ValueError(f"{path} holds no training state")
+        self.model.load_state_dict(payload["state_dict"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        self.epoch, self.step_in_epoch, self.global_step = st["epoch"], st["step_in_epoch"], st["global_step"]
+        self.best, self.history = st["best"], st["history"]
+        self._sums = torch.tensor(st["epoch_sums"], dtype=torch.float64)
+        self.log(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
+
+    # ------------------------------------------------------------------ batches
+    def _clip_features(self, crops: Crops, batch: dict) -> torch.Tensor:
+        idx, flipped = batch["index"].tolist(), batch["flipped"].tolist()
+        if self.cache is not None:
+            return self.cache.get([crops.hashes[i] for i in idx], flipped).to(self.device)
+        with torch.no_grad():
+            return self.model.clip_image(to_model_input(batch["clip"], self.mcfg.mean, self.mcfg.std).to(self.device))
+
+    def _images(self, batch: dict, epoch: int) -> torch.Tensor:
+        images = batch["image"]
+        if self.udc is not None:
+            idx = batch["index"].tolist()
+            pick = [k for k, i in enumerate(idx)
+                    if np.random.default_rng([self.cfg.seed, epoch, i, 3]).random() < self.cfg.udc_prob]
+            if pick:
+                images = images.copy()
+                degraded, _ = self.udc.degrade([images[k] for k in pick], [f"{epoch}:{idx[k]}" for k in pick])
+                for k, img in zip(pick, degraded):
+                    images[k] = img
+        return to_model_input(images, self.mcfg.mean, self.mcfg.std).to(self.device)
+
+    def _noise(self, batch: dict, epoch: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.cfg.stage == 1:
+            return None, None
+        idx, c, t = batch["index"].tolist(), self.mcfg.fpen.epr_dim, self.mcfg.diffusion.steps
+        noise = sample_noise(idx, epoch, self.cfg.seed, (c,)).to(self.device)
+        step_noise = sample_noise(idx, epoch, self.cfg.seed, (t, c), stream=1).to(self.device) \
+            if self.cfg.variant == "V3" else None
+        return noise, step_noise
+
+    # ------------------------------------------------------------------ loops
+    def train_epoch(self, epoch: int, stop_at_step: int | None = None) -> dict:
+        """One epoch from ``self.step_in_epoch``; reaching global step ``stop_at_step`` simulates a kill."""
+        from tqdm import tqdm
+
+        self.model.train()
+        self.train_set.set_epoch(epoch)
+        bs = self._batch_size()
+        batches = epoch_batches(len(self.train_set), bs, self.cfg.seed, epoch, True, True)[: self._steps_per_epoch()]
+        local = bs // self.world
+        sums = self._sums if self.step_in_epoch else torch.zeros(4, dtype=torch.float64)  # loss*n, ce*n, correct, n
+        self._sums = sums
+        bar = tqdm(total=len(batches), initial=self.step_in_epoch, desc=f"stage {self.cfg.stage} epoch {epoch + 1}",
+                   unit="step", disable=not self.progress, leave=False)
+        for b in range(self.step_in_epoch, len(batches)):
+            if stop_at_step is not None and self.global_step >= stop_at_step:
+                raise KeyboardInterrupt(f"stopped at step {self.global_step} (simulated interruption)")
+            mine = batches[b][self.rank * local:(self.rank + 1) * local]
+            batch = collate([self.train_set[i] for i in mine])
+            f_img = self._clip_features(self.train_crops, batch)
+            noise, step_noise = self._noise(batch, epoch)
+            labels = batch["label"].to(self.device)
+            loss, logits, ce, _ = self.step_module(f_img, self._images(batch, epoch), batch["landmarks"].to(self.device),
+                                                   labels, noise, step_noise)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            n = len(mine)
+            sums += torch.tensor([loss.item() * n, ce.item() * n, (logits.argmax(1) == labels).sum().item(), n],
+                                 dtype=torch.float64)
+            self.step_in_epoch, self.global_step = b + 1, self.global_step + 1
+            bar.set_postfix(loss=f"{sums[0] / sums[3]:.3f}", acc=f"{sums[2] / sums[3]:.3f}")
+            bar.update(1)
+            if self.cfg.save_every and self.step_in_epoch % self.cfg.save_every == 0 and self.step_in_epoch < len(batches):
+                self._save("last.pt")
+        bar.close()
+        if self.world > 1:
+            dist.all_reduce(sums)
+        return {"train_loss": float(sums[0] / max(1, sums[3])), "train_ce": float(sums[1] / max(1, sums[3])),
+                "train_acc": float(sums[2] / max(1, sums[3]))}
+
+    @torch.no_grad()
+    def evaluate(self, crops: Crops | None = None, batch_size: int = 128) -> Metrics:
+        crops = crops if crops is not None else self.val_crops
+        return evaluate_crops(self.model, crops, self.cfg.stage, self.cfg.seed, self.device, batch_size,
+                              cache=self.cache if crops is self.val_crops or crops is self.train_crops else None,
+                              use_diffusion=self.cfg.variant != "V1")
+
+    def fit(self, stop_at_step: int | None = None) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.log(f"stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
+                 f"T={self.mcfg.diffusion.steps}, {cfg.epochs} epochs x {self._steps_per_epoch()} steps of "
+                 f"{self._batch_size()} on {self.device}" + (f" x {self.world} processes" if self.world > 1 else ""))
+        while self.epoch < cfg.epochs:
+            t0 = time.perf_counter()
+            stats = self.train_epoch(self.epoch, stop_at_step)
+            m = self.evaluate() if len(self.val_crops) else None
+            row = {"epoch": self.epoch + 1, **stats, "val_acc": m.accuracy if m else float("nan"),
+                   "val_uar": m.uar if m else float("nan"), "lr": self.sched.get_last_lr()[0],
+                   "seconds": round(time.perf_counter() - t0, 2)}
+            self.history.append(row)
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            improved = m is not None and m.accuracy > self.best
+            if improved:
+                self.best = m.accuracy
+            self._save("last.pt")
+            if improved or m is None:
+                self._save("best.pt", with_state=False)
+            self._write_metrics()
+            self.log(f"epoch {row['epoch']}/{cfg.epochs}: loss {row['train_loss']:.4f} train acc {100 * row['train_acc']:.1f}% "
+                     f"| {self.val_split} acc {100 * row['val_acc']:.1f}% UAR {100 * row['val_uar']:.1f}% "
+                     f"| {row['seconds']:.1f}s" + (" *" if improved else ""))
+        if self.world > 1:
+            dist.barrier()
+        return {"best_val_accuracy": self.best, "history": self.history, "best": str(self.out / "best.pt")}
+
+    def _write_metrics(self) -> None:
+        if self.rank:
+            return
+        (self.out / "metrics.json").write_text(json.dumps(self.history, indent=2))
+        with open(self.out / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(self.history[0]))
+            w.writeheader()
+            w.writerows(self.history)
+
+
+@torch.no_grad()
+def evaluate_crops(model: LRDif, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
+                   cache: FeatureCache | None = None, use_diffusion: bool = True) -> Metrics:
+    """Stage 1: with the true labels (the upper bound). Stage 2: label-free, fixed per-sample noise."""
+    model.eval()
+    mcfg = model.cfg
+    preds = []
+    for s in range(0, len(crops), batch_size):
+        idx = list(range(s, min(len(crops), s + batch_size)))
+        images = to_model_input(crops.images[idx], mcfg.mean, mcfg.std).to(device)
+        lms = torch.from_numpy(crops.landmarks[idx] / mcfg.image_size).float().to(device)
+        if cache is not None:
+            f_img = cache.get([crops.hashes[i] for i in idx], [False] * len(idx)).to(device)
+        else:
+            f_img = model.clip_image(images)
+        if stage == 1:
+            z = model.epr_stage1(f_img, torch.from_numpy(crops.labels[idx]).to(device))
+        else:
+            noise = sample_noise(idx, EVAL_NOISE_EPOCH, seed, (mcfg.fpen.epr_dim,)).to(device)
+            z = model.epr_stage2(f_img, noise, use_diffusion=use_diffusion)
+        preds.append(model.udcformer(images, lms, z).argmax(1).cpu())
+    pred = torch.cat(preds).numpy() if preds else np.zeros(0, int)
+    return Metrics(confusion_matrix(crops.labels, pred, mcfg.num_classes), mcfg.labels, pred)
