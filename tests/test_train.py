@@ -122,7 +122,15 @@ def test_cli_train_and_eval(synth, stage1_ckpt, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_equal_one(synth, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_ddp_two_processes_equal_one(synth, tmp_path, optimizer):
+    """2 CPU processes (gloo) with global batch 16 = 1 process with batch 16.
+
+    SGD: the weights agree to float rounding. Adam divides each step by the running RMS of the
+    gradient, so parameters whose true gradient is zero (e.g. the attention key bias, to which
+    softmax is invariant) turn rounding noise of ~1e-9 into steps of up to lr: there the losses must
+    agree and the weights within a few lr-sized steps.
+    """
     script = tmp_path / "run.py"
     script.write_text(f"""
 import sys, warnings
@@ -130,14 +138,20 @@ warnings.simplefilter("ignore")
 from udc.train.config import TrainConfig
 from udc.train.trainer import Trainer
 cfg = TrainConfig(model="tiny", data={str(synth)!r}, out=sys.argv[1], epochs=1, batch_size=16, lr=1e-3,
-                  num_threads=1, flip=True, rotate_deg=5.0, cache_dir={str(tmp_path / 'cache')!r})
+                  optimizer={optimizer!r}, num_threads=1, flip=True, rotate_deg=5.0, max_steps_per_epoch=3,
+                  cache_dir={str(tmp_path / 'cache')!r})
 Trainer(cfg, progress=False, log=lambda *a: None).fit()
 """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), str(tmp_path / "single")], check=True, env=env)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    port = str(29500 + os.getpid() % 400)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
                     str(script), str(tmp_path / "ddp")], check=True, env=env, capture_output=True)
-    a = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["state_dict"]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
+    a = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    la = a["extra"]["train_state"]["history"][0]["train_loss"]
+    lb = b["extra"]["train_state"]["history"][0]["train_loss"]
+    assert la == pytest.approx(lb, rel=1e-5)
+    atol = 1e-5 if optimizer == "sgd" else 3 * 1e-3
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], atol=atol, rtol=1e-4)

@@ -25,6 +25,7 @@ class TrainConfig:
     clip: str | None = None  # CLIP checkpoint (HF dir or OpenAI state dict); None = random init towers
     stage1: str | None = None  # stage-1 checkpoint, required for stage 2
     # optimisation (paper defaults)
+    optimizer: str = "adam"  # adam (paper) | sgd (momentum 0.9)
     epochs: int = 100
     batch_size: int = 64
     lr: float = 3.5e-4
@@ -58,6 +59,8 @@ class TrainConfig:
             problems.append("stage must be 1 or 2")
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}")
+        if self.optimizer not in ("adam", "sgd"):
+            problems.append("optimizer must be adam or sgd")
         if self.schedule not in ("cosine", "step", "constant"):
             problems.append("schedule must be cosine, step or constant")
         if self.stage == 2 and not self.stage1:

@@ -194,7 +194,10 @@ class Trainer:
     def _setup_optim(self) -> None:
         cfg = self.cfg
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "sgd":
+            self.opt = torch.optim.SGD(self.params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        else:
+            self.opt = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = cfg.epochs * self._steps_per_epoch()
         spe = self._steps_per_epoch()
 
