@@ -22,14 +22,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Until the data, training and export issues land, the demo runs what exists end to end:
-# the reference model's parameter/MAC table, then both stages and torch.export on the tiny config.
+# The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 ->
+# stage 2 -> evaluation on the held-out synthetic UDC split (tiny config, a few minutes of CPU).
+DEMO       ?= runs/demo
+DEMO_EPOCHS ?= 25
 demo: $(STAMP)
 	$(BIN)/udc info --config tiny
-	@echo
-	$(BIN)/udc check --config tiny
-	@echo
-	@echo "Next (open issues): udc-synth (synthetic UDC faces), udc-train (stage 1 + 2), udc-export (bundles), udc-predict/udc-bench."
+	$(BIN)/udc-data synthetic $(DEMO)/faces --train 100 --val 20 --test 40 --size 64 --force
+	$(BIN)/udc-synth $(DEMO)/faces $(DEMO)/faces-udc --profile random --seed 0 --force
+	$(BIN)/python -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('$(DEMO)/astronaut.png')"
+	$(BIN)/udc-synth --preview $(DEMO)/astronaut.png -o $(DEMO)/astronaut_udc_preview.png
+	$(BIN)/udc-train stage1 --data $(DEMO)/faces-udc --model tiny --out $(DEMO)/stage1 --epochs $(DEMO_EPOCHS) --batch-size 32 --lr 1e-3 --quiet
+	$(BIN)/udc-train stage2 --data $(DEMO)/faces-udc --stage1 $(DEMO)/stage1/best.pt --out $(DEMO)/stage2 --epochs $(DEMO_EPOCHS) --batch-size 32 --lr 1e-3 --quiet
+	$(BIN)/udc-eval $(DEMO)/stage1/best.pt --data $(DEMO)/faces-udc --split test --stage 1
+	$(BIN)/udc-eval $(DEMO)/stage2/best.pt --data $(DEMO)/faces-udc --split test --stage 2 --confusion $(DEMO)/confusion_stage2.png
+	@echo "Next (open issues): udc-export (bundles), udc-predict / udc-parity / udc-bench."
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,7 +1,10 @@
 import os
+import tempfile
 import warnings
 
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+# computed PSFs are memoised on disk: keep the suite's cache out of the user's home
+os.environ.setdefault("UDC_CACHE_DIR", tempfile.mkdtemp(prefix="udc-test-cache-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -36,6 +36,18 @@ def test_wider_opening_gives_narrower_psf():
     assert centre[1] > centre[0]
 
 
+def test_psf_disk_cache_returns_the_computed_psf(tmp_path, monkeypatch):
+    from udc.train.udc_sim import psf as psf_mod
+
+    monkeypatch.setenv("UDC_CACHE_DIR", str(tmp_path))
+    ap = DisplayAperture(63.5, "window", 30, 30)
+    first = psf_mod.cached_display_psf(ap, OPTICS, 15)
+    assert len(list((tmp_path / "psf").glob("*.npy"))) == 1
+    np.testing.assert_array_equal(first, display_psf(ap, OPTICS, 15))
+    monkeypatch.setattr(psf_mod, "display_psf", lambda *a, **k: pytest.fail("recomputed despite the cache"))
+    np.testing.assert_array_equal(psf_mod.cached_display_psf(ap, OPTICS, 15), first)
+
+
 def test_first_diffraction_order_lands_at_lambda_f_over_pitch():
     optics = Optics(focal_mm=3.5, f_number=2.0, um_per_pixel=2.0)
     psf = display_psf(DisplayAperture(63.5, "window", 30, 30), optics, 41)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .profiles import DeviceProfile
-from .psf import CHANNEL_WAVELENGTHS_UM, auto_psf_size, display_psf
+from .psf import CHANNEL_WAVELENGTHS_UM, auto_psf_size, cached_display_psf
 
 FLARE_THRESHOLD = 0.75  # linear intensity above which a pixel feeds the flare
 
@@ -107,12 +107,12 @@ class UDCDegrader:
         aperture, optics = profile.aperture(), profile.optics(crop_size)
         psf_size = psf_size or auto_psf_size(aperture, optics)
         if psf is None:
-            psf = display_psf(aperture, optics, psf_size)
+            psf = cached_display_psf(aperture, optics, psf_size)
         self.psf = torch.from_numpy(np.ascontiguousarray(psf, dtype=np.float32))
         self.flare_psf = None
         if flare and profile.flare > 0:
             # the far tail needs no spectral averaging: one wavelength per channel keeps this cheap
-            wide = display_psf(aperture, optics, 4 * psf_size + 1,
+            wide = cached_display_psf(aperture, optics, 4 * psf_size + 1,
                                wavelengths=tuple((w[1],) for w in CHANNEL_WAVELENGTHS_UM))
             c = wide.shape[-1] // 2
             r = psf.shape[-1] // 2

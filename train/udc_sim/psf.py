@@ -14,10 +14,16 @@ averages a few wavelengths across its band; ``k x k`` bins are summed into one o
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+PSF_VERSION = 1  # bump when display_psf's numerics change (invalidates the disk cache)
 
 #: Wavelengths (um) averaged for each RGB channel (centres and edges of typical CFA passbands).
 CHANNEL_WAVELENGTHS_UM = ((0.59, 0.615, 0.64), (0.50, 0.53, 0.56), (0.43, 0.455, 0.48))
@@ -117,6 +123,34 @@ def display_psf(aperture: DisplayAperture, optics: Optics, size: int = 31, dx: f
             out[ch] += p / p.sum()
         out[ch] /= out[ch].sum()
     return out.astype(np.float32)
+
+
+def psf_cache_dir() -> Path:
+    """Where computed PSFs are kept: ``$UDC_CACHE_DIR/psf`` or ``~/.cache/udc/psf``."""
+    root = os.environ.get("UDC_CACHE_DIR") or Path.home() / ".cache" / "udc"
+    return Path(root) / "psf"
+
+
+def cached_display_psf(aperture: DisplayAperture, optics: Optics, size: int,
+                       wavelengths=CHANNEL_WAVELENGTHS_UM) -> np.ndarray:
+    """:func:`display_psf`, memoised on disk by its exact inputs (PSFs take up to seconds to compute)."""
+    key = hashlib.sha256(repr((PSF_VERSION, aperture, optics, size, wavelengths)).encode()).hexdigest()[:24]
+    path = psf_cache_dir() / f"{key}.npy"
+    if path.exists():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+    psf = display_psf(aperture, optics, size, wavelengths=wavelengths)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=path.parent)
+        os.close(fd)
+        np.save(tmp, psf)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the recomputation
+    return psf
 
 
 def load_psf(path, size: int | None = None) -> np.ndarray:
