@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from udc.sdk.landmarks import NUM_LANDMARKS, REGIONS, LandmarkHeatmaps, canonical_landmarks, region_membership
@@ -38,3 +39,16 @@ def test_window_partition_round_trip_and_rank():
     torch.testing.assert_close(window_reverse(w, 4, 2, 8, 12), x, rtol=0, atol=0)
     # window 0 of image 0 is the top-left 4x4 patch, row-major
     torch.testing.assert_close(w[0], x[0, :, :4, :4].reshape(6, 16).t())
+
+
+def test_flip_table_maps_the_symmetric_face_onto_itself():
+    from udc.sdk.landmarks import FLIP_68
+    from udc.train.data import flip_sample
+
+    c = canonical_landmarks().numpy() * 64
+    img = torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()
+    _, flipped = flip_sample(img, c)
+    np.testing.assert_allclose(flipped, c, atol=1e-4)  # the canonical face is left-right symmetric
+    assert sorted(FLIP_68) == list(range(68))
+    assert all(FLIP_68[FLIP_68[i]] == i for i in range(68))
+    assert FLIP_68[36] == 45 and FLIP_68[48] == 54 and FLIP_68[8] == 8
