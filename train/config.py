@@ -37,6 +37,14 @@ class TrainConfig:
     variant: str = "V4"
     steps: int | None = None  # diffusion T override (iteration study); None = the model config's
     kl_weight: float = 1.0
+    # stage 1: probability of hiding the label from FPEN-S1 for a sample (0 = the paper). With a frozen
+    # *random* CLIP tower, stage 1 otherwise learns to read the label alone and UDCformer's image path
+    # never trains, which stage 2 then cannot recover (measured: stage 2 at chance on the synthetic set)
+    label_dropout: float = 0.0
+    # "auto": train the CLIP image tower in stage 2 when it has no pretrained weights (a random frozen
+    # tower carries no expression information for FPEN-S2 to read); "no": always frozen (the paper,
+    # with real CLIP weights); "yes": always trained in stage 2
+    train_clip: str = "auto"
     # augmentation
     flip: bool = True
     rotate_deg: float = 10.0
@@ -59,6 +67,8 @@ class TrainConfig:
             problems.append("stage must be 1 or 2")
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}")
+        if self.train_clip not in ("auto", "yes", "no"):
+            problems.append("train_clip must be auto, yes or no")
         if self.optimizer not in ("adam", "sgd"):
             problems.append("optimizer must be adam or sgd")
         if self.schedule not in ("cosine", "step", "constant"):

@@ -47,17 +47,21 @@ def sample_noise(indices, epoch: int, seed: int, shape: tuple[int, ...], stream:
 
 
 class StageStep(nn.Module):
-    """One training forward as a module (what DDP wraps): returns loss, logits, ce, kl."""
+    """One training forward as a module (what DDP wraps): returns loss, logits, ce, kl.
+
+    ``clip_in`` is either cached/frozen CLIP features ``[B, D]`` or, when the tower is trained,
+    the images ``[B, 3, S, S]`` it encodes here (so DDP sees its parameters used)."""
 
     def __init__(self, model: LRDif, stage: int, variant: str, kl_weight: float):
         super().__init__()
         self.model, self.stage, self.variant = model, stage, variant
         self.kl_weight = 0.0 if variant == "V2" else kl_weight
 
-    def forward(self, f_img, image, landmarks, labels, noise, step_noise):
+    def forward(self, clip_in, image, landmarks, labels, noise, step_noise, label_mask=None):
         m = self.model
+        f_img = m.clip_image(clip_in) if clip_in.dim() == 4 else clip_in
         if self.stage == 1:
-            z = m.epr_stage1(f_img, labels)
+            z = m.epr_stage1(f_img, labels, label_mask)
             logits = m.udcformer(image, landmarks, z)
             ce = ce_loss(logits, labels)
             return ce, logits, ce.detach(), torch.zeros(())
@@ -129,7 +133,10 @@ class Trainer:
             model = LRDif(mcfg, s1.label_encoder)
             model.load_state_dict(s1.state_dict())  # diffusion shapes do not depend on T
             model.clip_source = s1.clip_source
-        trainable = set(map(id, self._stage_params(model)))
+        self.train_clip = cfg.stage == 2 and (cfg.train_clip == "yes" or
+                                              (cfg.train_clip == "auto" and model.clip_source is None))
+        params = self._stage_params(model) + (list(model.clip_image.parameters()) if self.train_clip else [])
+        trainable = set(map(id, params))
         for p in model.parameters():
             p.requires_grad_(id(p) in trainable)
         return model
@@ -164,7 +171,10 @@ class Trainer:
                  f"faces ({self.train_crops.skipped + self.val_crops.skipped} without a face skipped)")
         self.train_set = CropDataset(self.train_crops, True, cfg.seed, cfg.flip, cfg.rotate_deg, cfg.scale_jitter, cfg.shift)
         self.cache = None
-        if cfg.feature_cache:
+        if self.train_clip:
+            self.log("CLIP image tower has no pretrained weights: training it in stage 2 (train_clip=auto); "
+                     "the feature cache is off")
+        elif cfg.feature_cache:
             root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / "clip_cache"
             self.cache = FeatureCache(root, module_hash(self.model.clip_image))
             t0 = time.perf_counter()
@@ -251,7 +261,10 @@ class Trainer:
         self.log(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
 
     # ------------------------------------------------------------------ batches
-    def _clip_features(self, crops: Crops, batch: dict) -> torch.Tensor:
+    def _clip_features(self, crops: Crops, batch: dict, images: torch.Tensor) -> torch.Tensor:
+        """Cached features, frozen-tower features, or (tower trained) the augmented images themselves."""
+        if self.train_clip:
+            return images
         idx, flipped = batch["index"].tolist(), batch["flipped"].tolist()
         if self.cache is not None:
             return self.cache.get([crops.hashes[i] for i in idx], flipped).to(self.device)
@@ -270,6 +283,13 @@ class Trainer:
                 for k, img in zip(pick, degraded):
                     images[k] = img
         return to_model_input(images, self.mcfg.mean, self.mcfg.std).to(self.device)
+
+    def _label_mask(self, batch: dict, epoch: int) -> torch.Tensor | None:
+        if self.cfg.stage != 1 or self.cfg.label_dropout <= 0:
+            return None
+        keep = [float(np.random.default_rng([self.cfg.seed, epoch, int(i), 5]).random() >= self.cfg.label_dropout)
+                for i in batch["index"].tolist()]
+        return torch.tensor(keep, device=self.device).unsqueeze(1)
 
     def _noise(self, batch: dict, epoch: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.cfg.stage == 1:
@@ -299,11 +319,12 @@ class Trainer:
                 raise KeyboardInterrupt(f"stopped at step {self.global_step} (simulated interruption)")
             mine = batches[b][self.rank * local:(self.rank + 1) * local]
             batch = collate([self.train_set[i] for i in mine])
-            f_img = self._clip_features(self.train_crops, batch)
+            images = self._images(batch, epoch)
+            clip_in = self._clip_features(self.train_crops, batch, images)
             noise, step_noise = self._noise(batch, epoch)
             labels = batch["label"].to(self.device)
-            loss, logits, ce, _ = self.step_module(f_img, self._images(batch, epoch), batch["landmarks"].to(self.device),
-                                                   labels, noise, step_noise)
+            loss, logits, ce, _ = self.step_module(clip_in, images, batch["landmarks"].to(self.device),
+                                                   labels, noise, step_noise, self._label_mask(batch, epoch))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

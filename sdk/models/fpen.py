@@ -12,18 +12,27 @@ from ..config import FPENConfig
 
 
 class FPEN(nn.Module):
-    def __init__(self, in_dim: int, cfg: FPENConfig):
+    """Its inputs are unit CLIP vectors (components ~ 1/sqrt(D)): they are scaled by sqrt(D) and the
+    layers initialised to preserve variance, so Z starts with O(1) components and its modulation of
+    UDCformer (eq. 2) is felt from the first step (with PyTorch's default init Z had std 0.07 and
+    stage 1 sat at chance for epochs on UDC-degraded data)."""
+
+    def __init__(self, in_dim: int, cfg: FPENConfig, unit_dim: int | None = None):
         super().__init__()
+        self.input_scale = float((unit_dim or in_dim) ** 0.5)
         dims = [in_dim] + [cfg.hidden] * (cfg.layers - 1) + [cfg.epr_dim]
         layers: list[nn.Module] = []
         for i in range(len(dims) - 1):
-            layers.append(nn.Linear(dims[i], dims[i + 1]))
+            lin = nn.Linear(dims[i], dims[i + 1])
+            nn.init.kaiming_normal_(lin.weight, a=0.1, nonlinearity="leaky_relu")
+            nn.init.zeros_(lin.bias)
+            layers.append(lin)
             if i < len(dims) - 2:
                 layers.append(nn.LeakyReLU(0.1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # [B, in_dim] -> [B, C]
+        return self.net(x * self.input_scale)  # [B, in_dim] -> [B, C]
 
 
 class LabelEmbedding(nn.Module):

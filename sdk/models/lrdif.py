@@ -41,8 +41,8 @@ class LRDif(nn.Module):
         self.label_embedding = LabelEmbedding(cfg.num_classes, d_txt) if label_encoder == "embedding" else None
         if label_encoder == "clip":
             self.register_buffer("label_text_features", torch.zeros(cfg.num_classes, d_txt))
-        self.fpen_s1 = FPEN(d_txt + d_img, cfg.fpen)
-        self.fpen_s2 = FPEN(d_img, cfg.fpen)
+        self.fpen_s1 = FPEN(d_txt + d_img, cfg.fpen, unit_dim=d_img)
+        self.fpen_s2 = FPEN(d_img, cfg.fpen, unit_dim=d_img)
         self.diffusion = EPRDiffusion(c, cfg.diffusion)
         self.udcformer = UDCformer(cfg)
         self.clip_source: str | None = None  # where the CLIP weights came from; None = random init
@@ -72,8 +72,12 @@ class LRDif(nn.Module):
         return self.label_text_features[labels]  # [B, D_txt]
 
     # ------------------------------------------------------------------ the two stages
-    def epr_stage1(self, f_img: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.fpen_s1(torch.cat([self.label_features(labels), f_img], dim=-1))  # Z: [B, C]
+    def epr_stage1(self, f_img: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Z = FPEN_S1(concat(E_L(y), E_I(x))); ``label_mask`` [B, 1] zeroes E_L(y) per sample (label dropout)."""
+        lf = self.label_features(labels)
+        if label_mask is not None:
+            lf = lf * label_mask
+        return self.fpen_s1(torch.cat([lf, f_img], dim=-1))  # Z: [B, C]
 
     def epr_stage2(
         self,
