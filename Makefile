@@ -25,10 +25,10 @@ test: $(STAMP)
 # The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 ->
 # stage 2 -> evaluation on the held-out synthetic UDC split (tiny config, a few minutes of CPU).
 DEMO       ?= runs/demo
-DEMO_EPOCHS ?= 25
+DEMO_EPOCHS ?= 8
 demo: $(STAMP)
 	$(BIN)/udc info --config tiny
-	$(BIN)/udc-data synthetic $(DEMO)/faces --train 100 --val 20 --test 40 --size 64 --force
+	$(BIN)/udc-data synthetic $(DEMO)/faces --train 100 --val 20 --test 40 --size 128 --force
 	$(BIN)/udc-synth $(DEMO)/faces $(DEMO)/faces-udc --profile random --seed 0 --force
 	$(BIN)/python -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('$(DEMO)/astronaut.png')"
 	$(BIN)/udc-synth --preview $(DEMO)/astronaut.png -o $(DEMO)/astronaut_udc_preview.png
