@@ -1,0 +1,113 @@
+"""``udc-export``: build an ExecuTorch, Core ML or ONNX bundle from an LRDif checkpoint.
+
+    udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face.udc
+    udc-export lrdif.pt --target coreml --quant int4-palettize -o face-ios.udc
+    udc-export --config tiny --target onnx -o tiny.udc          # fresh random-init model, says so
+
+Prints the delegation report (ExecuTorch) and a summary table; exit code 1 when the bundle's
+parity is below the thresholds of its quant mode (the bundle is still written, the manifest says
+what failed), 2 for a usage error, 1 for any other error (one line, nothing left on disk).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+
+from udc.sdk.config import CONFIGS  # noqa: E402
+
+from .options import BACKEND_CHOICES, QUANT_CHOICES, TARGETS  # noqa: E402
+
+
+def _fail_usage(msg: str) -> None:
+    raise click.UsageError(msg)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@click.option("--target", required=True, type=click.Choice(TARGETS), help="Bundle format: .pte, .mlpackage or .onnx.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None,
+              help="ExecuTorch delegate: xnnpack (Android/host, default), coreml (iOS), portable (none).")
+@click.option("--quant", type=click.Choice(QUANT_CHOICES), default=None,
+              help="fp32 (default; fp16 for Core ML), int8 (ExecuTorch/XNNPACK, ONNX), int8-weight / int4-palettize "
+                   "(Core ML weight compression).")
+@click.option("--calib", type=click.Path(), default=None,
+              help="Face dataset for int8 calibration and the parity report (any format udc reads); default: the "
+                   "procedural synthetic faces.")
+@click.option("--calib-n", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration faces (int8).")
+@click.option("--eval-n", type=click.IntRange(min=1), default=224, show_default=True,
+              help="Held-out faces for the parity report.")
+@click.option("--fuse", is_flag=True, help="Also export the four components fused as one 'pipeline' program.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Bundle directory to write: NAME.udc")
+@click.option("--config", "config_name", type=click.Choice(list(CONFIGS)), default=None,
+              help="With no CHECKPOINT: export a fresh random-init model of this size.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random init, faces and noise.")
+@click.option("--threads", default=2, show_default=True, help="CPU threads for the host runtimes (parity runs).")
+def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, force, output, config_name, seed, threads):
+    """Export CHECKPOINT (a udc LRDif checkpoint) as a NAME.udc bundle: clip_image, fpen_s2, denoiser (all T
+    steps unrolled, the noise an input) and udcformer, with manifest.json and a parity report."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from udc.sdk.bundle import BundleError
+    from udc.sdk.checkpoint import CheckpointError
+    from udc.sdk.errors import UdcError
+
+    from .calibration import CalibrationError
+    from .options import ExportOptionError, resolve
+
+    if checkpoint is None and config_name is None:
+        _fail_usage("give a CHECKPOINT, or --config tiny|mobile|paper to export a fresh random-init model")
+    if checkpoint is not None and config_name is not None:
+        _fail_usage("give either a CHECKPOINT or --config, not both (a checkpoint carries its own config)")
+    try:
+        resolve(target, backend, quant)
+    except ExportOptionError as e:
+        _fail_usage(str(e))
+    if calib is not None and not os.path.exists(calib):
+        raise click.ClickException(f"calibration data {calib} does not exist: pass --calib DIR with a face dataset "
+                                   "(RAF-DB, FERPlus, KDEF, AffectNet or class folders), or omit --calib for "
+                                   "synthetic faces")
+
+    from .exporter import ExportRequest, run_export
+
+    req = ExportRequest(output=output, target=target, checkpoint=checkpoint, config=config_name, backend=backend,
+                        quant=quant, calib=calib, calib_n=calib_n, eval_n=eval_n, fuse=fuse, force=force, seed=seed,
+                        threads=threads)
+    try:
+        result = run_export(req, log=click.echo)
+    except ExportOptionError as e:
+        _fail_usage(str(e))
+    except (BundleError, CalibrationError, CheckpointError, UdcError) as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - dataset errors from udc.train and similar: one line, no traceback
+        from udc.train.datasets import DatasetError
+
+        if isinstance(e, DatasetError):
+            raise click.ClickException(str(e)) from None
+        raise
+
+    from .delegation import format_report
+
+    reports = {a.component: a.delegation for a in result.artifacts if a.delegation}
+    if reports:
+        click.echo("")
+        click.echo(format_report(reports))
+    click.echo("")
+    click.echo(result.summary_table())
+    click.echo(f"\nwrote {result.path} ({result.seconds['total']:.0f} s)")
+    if not result.passed:
+        failed = [n for n, p in result.manifest["parity"]["components"].items() if p["passed"] is False]
+        if result.manifest["parity"]["end_to_end"]["passed"] is False:
+            failed.append("end-to-end")
+        click.echo(f"parity below the {result.manifest['quant']} thresholds for: {', '.join(failed)} "
+                   f"(see {result.path.name}/manifest.json 'parity')", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

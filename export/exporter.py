@@ -1,0 +1,300 @@
+"""One export, start to finish: model -> faces -> components -> files -> parity -> manifest -> bundle.
+
+    result = run_export(ExportRequest(checkpoint="lrdif.pt", target="executorch", quant="int8",
+                                      output="face.udc"))
+    print(result.summary_table())
+
+The bundle directory is written atomically (:class:`udc.sdk.bundle.BundleWriter`): on any error
+nothing is left on disk, and an existing bundle is refused unless ``force``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from udc.sdk.bundle import BundleWriter
+from udc.sdk.checkpoint import file_sha256, load_checkpoint
+from udc.sdk.components import Component, Pipeline, on_device_components
+from udc.sdk.config import get_config
+from udc.sdk.models.lrdif import LRDif
+from udc.sdk.parity import THRESHOLDS, check, compare, rounded, summary
+from udc.sdk.table import format_table
+
+from . import bundle_writer, fp16
+from .artifact import Artifact
+from .calibration import calibration_sets
+from .options import resolve
+from .reference import CHAIN, ReferenceIO, downstream_logits, per_sample, reference_io
+
+LOGITS = ("udcformer", "pipeline")
+
+
+@dataclass
+class ExportRequest:
+    output: str | Path
+    target: str
+    checkpoint: str | Path | None = None
+    config: str | None = None  # with no checkpoint: a fresh random-init model of this config
+    backend: str | None = None
+    quant: str | None = None
+    calib: str | Path | None = None
+    calib_n: int = 256
+    eval_n: int = 224
+    fuse: bool = False
+    force: bool = False
+    seed: int = 0
+    threads: int = 2
+    bundled_cases: int = 2
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: dict[str, Any]
+    artifacts: list[Artifact]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.manifest["parity"]["passed"])
+
+    def summary_rows(self) -> list[list[Any]]:
+        m, rows = self.manifest, []
+        par = m["parity"]
+        for a in self.artifacts:
+            comp = m["components"][a.component]
+            d = comp["delegation"]
+            p = par["components"][a.component]
+            q = m["quant"] + (f" ({a.quantization['recipe']})" if a.quantization.get("recipe") else "")
+            if a.quantization.get("compute_precision") == "float32" and m["quant"] != "fp32":
+                q += " [fp32 compute]"
+            rows.append([a.component, a.format, q, f"{comp['size_bytes'] / 1e6:.3f}",
+                         f"{d['delegated_pct']:.1f}" if d else "-",
+                         _cell(p), _verdict(p)])
+        e2e = par["end_to_end"]
+        total = sum(c["size_bytes"] for c in m["components"].values() if c["file"] and not c["file"].startswith("pipeline"))
+        rows.append(["end-to-end", "-", m["quant"], f"{total / 1e6:.3f}", "-", _cell(e2e), _verdict(e2e)])
+        return rows
+
+    def summary_table(self) -> str:
+        m = self.manifest
+        title = (f"{self.path.name}: target {m['target']}, backend {m['backend']}, quant {m['quant']}; parity on "
+                 f"{m['parity']['inputs'].get('n', '?')} held-out faces vs the PyTorch reference")
+        return format_table(["component", "format", "quant", "size MB", "delegated %", "parity vs reference",
+                             "result"], self.summary_rows(), title=title)
+
+
+def _cell(p: dict[str, Any]) -> str:
+    if p.get("metrics") is None:
+        return "skipped"
+    s = summary(p["metrics"])
+    return s + (" (emulated)" if p.get("measured_with", "").startswith("torch") else "")
+
+
+def _verdict(p: dict[str, Any]) -> str:
+    return "-" if p.get("passed") is None else ("pass" if p["passed"] else "FAIL")
+
+
+# ------------------------------------------------------------------------------------------ model
+def load_model(req: ExportRequest) -> tuple[LRDif, dict[str, Any], bool, str]:
+    """``(model, source section, random_init, what to tell the user)``."""
+    if req.checkpoint is not None:
+        model = load_checkpoint(req.checkpoint).eval()
+        source = {"checkpoint": str(req.checkpoint), "checkpoint_sha256": file_sha256(req.checkpoint),
+                  "random_init": False, "seed": None}
+        note = f"checkpoint {req.checkpoint} (config {model.cfg.name}, CLIP weights: {model.clip_source or 'random init'})"
+        return model, source, False, note
+    cfg = get_config(req.config or "tiny")
+    torch.manual_seed(req.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LRDif(cfg, "embedding").eval()
+    source = {"checkpoint": None, "checkpoint_sha256": None, "random_init": True, "seed": req.seed}
+    note = (f"no checkpoint: a fresh random-init '{cfg.name}' model (seed {req.seed}); its predictions mean nothing, "
+            "the bundle exercises the export only")
+    return model, source, True, note
+
+
+# ------------------------------------------------------------------------------------------ parity
+def _precision_for(comp: Component, model, quant: str, ref: ReferenceIO, log) -> tuple[str, dict[str, Any]]:
+    """Run the fp16 check; fp16 compute only if it passes (else fp32, recorded)."""
+    weights = quant if quant in ("int8-weight", "int4-palettize") else None
+    down = (lambda out: downstream_logits(model, comp.name, out, ref)) if comp.name not in LOGITS else None
+    res = fp16.check(comp.module, ref.inputs(comp.name), ref.output(comp.name), weights=weights,
+                     logits=comp.name in LOGITS, downstream=down, reference_logits=ref.tensors["logits"])
+    res.pop("emulated_output")
+    if quant == "fp32":
+        return "fp32", res
+    if not res["passed"]:
+        log(f"  {comp.name}: fp16 range check failed ({res['reason']}): Core ML compute precision float32")
+        return "fp32", res
+    return "fp16", res
+
+
+def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measured: str | None,
+                  note: str | None = None) -> dict[str, Any]:
+    if metrics is None:
+        return {"measured_with": None, "metrics": None, "passed": None, "failures": [], "note": note or "not measured"}
+    ok, fails = check(metrics, mode, logits=logits)
+    out = {"measured_with": measured, "metrics": rounded(metrics), "passed": ok, "failures": fails}
+    if note:
+        out["note"] = note
+    if logits and metrics.get("reference_majority_share", 0) > 0.9:
+        out["note"] = ((note + "; ") if note else "") + (
+            f"the reference predicts one class for {100 * metrics['reference_majority_share']:.0f}% of the faces "
+            "(untrained model?): top-1 agreement is weak evidence here, see cosine and unexplained_flips")
+    return out
+
+
+def _chain(artifacts: dict[str, Artifact], ref: ReferenceIO) -> torch.Tensor:
+    t = dict(ref.tensors)
+    for name in CHAIN:
+        a = artifacts[name]
+        t_out = per_sample(a.runner, ref, name, inputs=t)
+        t = {**t, {"clip_image": "image_features", "fpen_s2": "condition", "denoiser": "epr",
+                   "udcformer": "logits"}[name]: t_out}
+    return t["logits"]
+
+
+def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode: str, precision_checks: dict,
+                  quant: str) -> dict[str, Any]:
+    comps: dict[str, Any] = {}
+    for name, a in artifacts.items():
+        logits = name in LOGITS
+        if a.runner is not None:
+            out = per_sample(a.runner, ref, name)
+            comps[name] = _parity_entry(compare(ref.output(name), out, logits=logits), mode, logits, a.measured_with)
+        elif name in precision_checks:
+            em = precision_checks[name]["emulation"]
+            comps[name] = _parity_entry(em, mode, logits, "torch fp16 emulation (fp16 weights, inputs and activations)"
+                                        if a.quantization.get("compute_precision", "float16") == "float16"
+                                        else "torch float32 (component computes in float32)", a.skip_reason)
+        else:
+            comps[name] = _parity_entry(None, mode, logits, None, a.skip_reason)
+    if all(artifacts[n].runner is not None for n in CHAIN):
+        e2e = _parity_entry(compare(ref.tensors["logits"], _chain(artifacts, ref), logits=True), mode, True,
+                            "the four exported components chained on this host")
+    else:
+        weights = quant if quant in ("int8-weight", "int4-palettize") else None
+        res = fp16.check(Pipeline(model), ref.inputs("pipeline"), ref.tensors["logits"], weights=weights, logits=True)
+        res.pop("emulated_output")
+        fp32_parts = [n for n, c in precision_checks.items() if not c["passed"]]
+        note = next(a.skip_reason for a in artifacts.values() if a.skip_reason)
+        if fp32_parts:
+            note += f"; {', '.join(fp32_parts)} compute in float32 on device (emulated here in fp16: pessimistic)"
+        e2e = _parity_entry(res["emulation"], mode, True, "torch fp16 emulation of the whole model", note)
+    passed = all(c["passed"] is not False for c in comps.values()) and e2e["passed"] is not False
+    return {
+        "reference": "udc.sdk PyTorch model, float32 (batched eager)",
+        "inputs": ref.faces.describe(),
+        "thresholds": {"mode": mode, **THRESHOLDS[mode],
+                       "notes": "max_abs is relative to max(1, max|reference|); top1 applies to logits"},
+        "components": comps,
+        "end_to_end": e2e,
+        "passed": passed,
+    }
+
+
+# ------------------------------------------------------------------------------------------ export
+def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
+    t_all = time.perf_counter()
+    backend, quant = resolve(req.target, req.backend, req.quant)
+    out = Path(req.output)
+    writer = BundleWriter(out, force=req.force)  # refuses an existing bundle before any work
+    model, source, random_init, note = load_model(req)
+    log(f"model: {note}")
+    comps = on_device_components(model, fuse=req.fuse)
+    coreml_eps = {}
+    if req.target == "coreml":  # an op Core ML cannot convert fails now, before any other work
+        from .coreml_export import prepare
+
+        coreml_eps = {c.name: prepare(c) for c in comps}
+    calib_set, held_set = calibration_sets(model.cfg, req.calib, req.calib_n if quant == "int8" else 1, req.eval_n,
+                                           seed=req.seed)
+    desc = held_set.describe()
+    log(f"faces: {desc['kind']} ({desc.get('format', desc.get('generator'))}): "
+        f"{len(calib_set) if quant == 'int8' else 0} calibration, {len(held_set)} held-out")
+    calib = reference_io(model, calib_set) if quant == "int8" else None
+    held = reference_io(model, held_set)
+    coreml_like = req.target == "coreml" or backend == "coreml"
+    mode = quant if quant in THRESHOLDS else "fp32"
+    artifacts: dict[str, Artifact] = {}
+    precision_checks: dict[str, dict[str, Any]] = {}
+    seconds: dict[str, float] = {}
+    with writer:
+        for comp in comps:
+            t0 = time.perf_counter()
+            precision = quant
+            if coreml_like:
+                precision, precision_checks[comp.name] = _precision_for(comp, model, quant, held, log)
+            if req.target == "executorch":
+                from .executorch_export import export_component
+
+                a = export_component(comp, model, backend, precision if coreml_like else quant, writer.root, calib,
+                                     held, req.bundled_cases, req.threads, log)
+                if coreml_like:
+                    a.quantization["compute_precision"] = "float16" if precision == "fp16" else "float32"
+            elif req.target == "coreml":
+                from .coreml_export import export_component
+
+                a = export_component(comp, quant, precision, writer.root, coreml_eps.get(comp.name))
+            else:
+                from .onnx_export import export_component
+
+                a = export_component(comp, model, quant, writer.root, calib, req.threads, log)
+            if coreml_like:
+                a.quantization["fp16_check"] = precision_checks[comp.name]
+            artifacts[comp.name] = a
+            seconds[comp.name] = time.perf_counter() - t0
+            d = a.delegation
+            log(f"  {comp.name}: {a.file} ({seconds[comp.name]:.1f} s" +
+                (f", {d['delegated_pct']:.1f}% of nodes delegated, {d['partitions']} partition(s))" if d else ")"))
+        t0 = time.perf_counter()
+        parity = parity_report(artifacts, model, held, mode, precision_checks, quant)
+        seconds["parity"] = time.perf_counter() - t0
+        entries = {}
+        for name, a in artifacts.items():
+            bp = writer.entry(a.bundled_program["file"]) if a.bundled_program else None
+            entries[name] = bundle_writer.component_entry(a, writer.entry(a.file), bp)
+        qsection: dict[str, Any] = {
+            "mode": quant,
+            "scheme": _scheme(req.target, backend, quant),
+            "calibration": calib_set.describe() if quant == "int8" else None,
+            "float_kept": {n: a.quantization.get("float_kept", []) for n, a in artifacts.items()
+                           if a.quantization.get("float_kept") is not None},
+            "decision": {n: {"recipe": a.quantization.get("recipe"), "decision": a.quantization.get("decision")}
+                         for n, a in artifacts.items() if a.quantization.get("recipe")},
+        }
+        if coreml_like:
+            qsection["compute_precision"] = ", ".join(
+                f"{n}: {a.quantization.get('compute_precision')}" for n, a in artifacts.items())
+            qsection["fp16_check"] = {n: {"passed": c["passed"], "ranges": c["ranges"]}
+                                      for n, c in precision_checks.items()}
+        manifest = bundle_writer.build_manifest(
+            name=out.stem, target=req.target, backend=backend, quant=quant, model=model, random_init=random_init,
+            source=source, components=entries, quantization=qsection, parity=parity)
+        path = writer.commit(manifest)
+    seconds["total"] = time.perf_counter() - t_all
+    return ExportResult(path, manifest, list(artifacts.values()), seconds)
+
+
+def _scheme(target: str, backend: str, quant: str) -> str:
+    if quant == "int8" and target == "executorch":
+        return ("PT2E static (torchao prepare_pt2e/convert_pt2e), XNNPACKQuantizer with "
+                "get_symmetric_quantization_config(is_per_channel=True): int8 symmetric per-channel weights, int8 "
+                "per-tensor activations, min/max observers on the calibration faces")
+    if quant == "int8":
+        return ("onnxruntime quantize_static, QDQ, int8 symmetric per-channel weights, int8 symmetric per-tensor "
+                "activations (MinMax calibration)")
+    if quant == "int8-weight":
+        return "Core ML linear_quantize_weights: int8 linear symmetric per output channel (weights >= 2048 elements)"
+    if quant == "int4-palettize":
+        return "Core ML palettize_weights: 4-bit k-means palette per tensor (weights >= 2048 elements)"
+    if quant == "fp16":
+        return "float16 compute (weights and activations), float32 model inputs/outputs"
+    return "float32, no quantization"

@@ -1,0 +1,105 @@
+"""The PyTorch reference on a face set: every component's inputs and outputs, batched, float32.
+
+Components are exported with batch 1, so exported programs (and quantized PT2E modules) run one
+sample at a time (:func:`per_sample`); the reference runs batched. ``downstream_logits`` finishes
+the chain in float from any component's output: the end-to-end effect of one exported component.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from udc.sdk.models.lrdif import LRDif
+
+from .calibration import FaceSet
+
+#: Input names of every component, in call order (as :func:`udc.sdk.components.on_device_components`).
+INPUTS = {
+    "clip_image": ("image",),
+    "fpen_s2": ("image_features",),
+    "denoiser": ("condition", "noise"),
+    "udcformer": ("image", "landmarks", "epr"),
+    "pipeline": ("image", "landmarks", "noise"),
+}
+OUTPUT = {"clip_image": "image_features", "fpen_s2": "condition", "denoiser": "epr", "udcformer": "logits",
+          "pipeline": "logits"}
+CHAIN = ("clip_image", "fpen_s2", "denoiser", "udcformer")
+
+
+@dataclass
+class ReferenceIO:
+    faces: FaceSet
+    tensors: dict[str, torch.Tensor]  # image, landmarks, noise, image_features, condition, epr, logits
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def inputs(self, component: str) -> dict[str, torch.Tensor]:
+        return {k: self.tensors[k] for k in INPUTS[component]}
+
+    def output(self, component: str) -> torch.Tensor:
+        return self.tensors[OUTPUT[component]]
+
+    def sample(self, component: str, i: int) -> tuple[torch.Tensor, ...]:
+        """Batch-1, contiguous inputs of sample ``i`` (canonical strides, what export and runtimes want)."""
+        return tuple(_canonical(self.tensors[k][i:i + 1]) for k in INPUTS[component])
+
+
+def _canonical(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype).copy_(t)
+
+
+@torch.no_grad()
+def reference_io(model: LRDif, faces: FaceSet, batch: int = 64) -> ReferenceIO:
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("image_features", "condition", "epr", "logits")}
+    for s in range(0, len(faces), batch):
+        x, lm, nz = faces.images[s:s + batch], faces.landmarks[s:s + batch], faces.noise[s:s + batch]
+        f = model.clip_image(x)
+        c = model.fpen_s2(f)
+        z = model.diffusion(c, nz)
+        out["image_features"].append(f)
+        out["condition"].append(c)
+        out["epr"].append(z)
+        out["logits"].append(model.udcformer(x, lm, z))
+    tensors = {k: torch.cat(v) for k, v in out.items()}
+    tensors.update(image=faces.images, landmarks=faces.landmarks, noise=faces.noise)
+    return ReferenceIO(faces, tensors)
+
+
+@torch.no_grad()
+def downstream_logits(model: LRDif, component: str, output: torch.Tensor, ref: ReferenceIO,
+                      batch: int = 64) -> torch.Tensor:
+    """Logits when ``component`` produced ``output`` and every later component is the float reference."""
+    if component in ("udcformer", "pipeline"):
+        return output
+    t = ref.tensors
+    logits = []
+    for s in range(0, len(ref), batch):
+        sl = slice(s, s + batch)
+        v = output[sl]
+        if component == "clip_image":
+            v = model.fpen_s2(v)
+        if component in ("clip_image", "fpen_s2"):
+            v = model.diffusion(v, t["noise"][sl])
+        logits.append(model.udcformer(t["image"][sl], t["landmarks"][sl], v))
+    return torch.cat(logits)
+
+
+def per_sample(fn: Callable[..., Sequence[torch.Tensor] | torch.Tensor], ref: ReferenceIO, component: str,
+               inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """``fn(*batch1_inputs)`` for every sample, outputs stacked ``[N, ...]`` (first output)."""
+    outs = []
+    n = len(ref)
+    for i in range(n):
+        if inputs is None:
+            args = ref.sample(component, i)
+        else:
+            args = tuple(_canonical(inputs[k][i:i + 1]) for k in INPUTS[component])
+        o = fn(*args)
+        o = o[0] if isinstance(o, (list, tuple)) else o
+        outs.append(torch.as_tensor(np.asarray(o)) if not isinstance(o, torch.Tensor) else o.detach())
+    return torch.cat(outs).float()
+
