@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UdcError
+from .hashing import file_sha256
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -45,12 +46,6 @@ class BundleError(UdcError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------- hashing
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _tree_files(path: Path) -> list[Path]:

@@ -2,7 +2,6 @@
 Written atomically (temp file + rename), so a crash never leaves half a checkpoint behind."""
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 
 from .config import config_from_dict
 from .models.lrdif import LRDif
+from .hashing import file_sha256  # noqa: F401  (re-exported)
 
 FORMAT = "udc-lrdif"
 VERSION = 1
@@ -74,9 +74,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return model.to(map_location)
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
