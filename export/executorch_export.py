@@ -25,11 +25,12 @@ from . import delegation, rewrites
 from .artifact import Artifact, tensor_spec
 from .quantize import (
     PT2E,
-    RECIPE_DESCRIPTIONS,
     RECIPES,
     candidate_passes,
     choose_recipe,
+    describe,
     float_kept,
+    layer_sensitivity,
     torch_threads,
 )
 from .reference import ReferenceIO, downstream_logits, per_sample
@@ -114,16 +115,17 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
     """Score the recipes on the calibration faces with the PT2E modules (int8 simulated in PyTorch).
 
     Returns the recipes in the order to try them (chosen first, then the other passing ones, then the
-    rest), the converted modules, float-kept layers, and the candidates' scores.
+    rest), the converted modules with their float-kept layers, the candidates' scores and the
+    sensitivity ranking (when it was needed).
     """
     name = comp.name
     samples = [calib.sample(name, i) for i in range(len(calib))]
     q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None)
     converted: dict[str, tuple[torch.fx.GraphModule, list[str]]] = {}
 
-    def evaluate(recipe: str) -> dict[str, Any]:
+    def evaluate(recipe: str, kept_paths) -> dict[str, Any]:
         t0 = time.perf_counter()
-        prepared, kept = q.calibrate(recipe, samples)
+        prepared, kept = q.calibrate(recipe, samples, kept_paths)
         cq = PT2E.convert(prepared)
         converted[recipe] = (cq, kept)
         with torch.no_grad(), torch_threads(1):
@@ -134,17 +136,22 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
             f"(PT2E in PyTorch, {time.perf_counter() - t0:.1f} s)")
         return m
 
-    chosen, cands = choose_recipe(evaluate, RECIPES)
+    def ranking():
+        return layer_sensitivity(comp.module, q.layer_paths(), calib.inputs(name),
+                                 lambda out: downstream_logits(model, name, out, calib), calib.tensors["logits"])
+
+    paths = q.layer_paths()
+    chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log)
     order = [chosen] + [c.recipe for c in cands if c.passed and c.recipe != chosen]
     order += [c.recipe for c in cands if c.recipe not in order]
-    return order, converted, cands
+    return order, converted, cands, extra
 
 
 def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, names: list[str],
                  path: Path, threads: int | None, log):
     """Lower the best recipe and check the lowered program itself on the calibration faces; if it misses
     the thresholds the PyTorch simulation met (a kernel that differs), try the next recipe."""
-    order, converted, cands = _int8_candidates(comp, model, example, calib, backend, log)
+    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log)
     lowered: list[dict[str, Any]] = []
     best = None
     for recipe in order:
@@ -172,8 +179,9 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     final_ok = bool(lowered and any(e["passed"] and e["recipe"] == recipe for e in lowered))
     record = {
         "recipe": recipe,
-        "description": RECIPE_DESCRIPTIONS[recipe],
+        "description": describe(recipe),
         "float_kept": float_kept(recipe, converted[recipe][1]),
+        "sensitivity_ranking": extra["ranking"],
         "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
                         "component": rounded(c.metrics["component"]), "end_to_end": rounded(c.metrics["end_to_end"])}
                        for c in cands],

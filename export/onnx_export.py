@@ -25,7 +25,7 @@ from udc.sdk.components import Component
 from udc.sdk.parity import compare, rounded
 
 from .artifact import Artifact, tensor_spec
-from .quantize import RECIPE_DESCRIPTIONS, RECIPES, choose_recipe, float_kept
+from .quantize import RECIPES, SENSITIVE, choose_recipe, describe, float_kept, layer_sensitivity
 from .reference import ReferenceIO, downstream_logits, per_sample
 
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -49,8 +49,12 @@ def _silenced():
             lg.setLevel(lv)
 
 
-def export_fp32(comp: Component, path: Path) -> None:
-    """Dynamo export to one self-contained file (weights inside: what ORT's quantization tools need)."""
+def export_fp32(comp: Component, path: Path) -> dict[str, str]:
+    """Dynamo export to one self-contained file (weights inside: what ORT's quantization tools need).
+
+    Returns ``{gemm node name: module path}`` (read from the exporter's name scopes before the
+    per-node metadata is stripped), so recipes can name layers the way the PyTorch side does.
+    """
     example = tuple(torch.empty(v.shape, dtype=v.dtype).copy_(v) for v in comp.inputs.values())
     with _silenced():
         prog = torch.onnx.export(comp.module, example, dynamo=True, input_names=list(comp.inputs),
@@ -59,10 +63,19 @@ def export_fp32(comp: Component, path: Path) -> None:
 
     model = prog.model_proto
     model.producer_name, model.producer_version = "udc-export (torch.onnx dynamo)", torch.__version__
+    scopes: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type in GEMM_OPS:
+            for prop in node.metadata_props:
+                if prop.key == "pkg.torch.onnx.name_scopes":
+                    names = [x.strip(" '\"") for x in prop.value.strip("[]").split(",")]
+                    if len(names) >= 2:
+                        scopes[node.name] = names[-2]
     for node in model.graph.node:  # per-node stack traces and source paths: bulk (60 % of the file), and
         del node.metadata_props[:]  # they would tie the file's bytes to where udc is installed
         node.doc_string = ""
     onnx.save_model(model, str(path), save_as_external_data=False)
+    return scopes
 
 
 class _Reader:
@@ -92,8 +105,9 @@ def _gemm_nodes(model_path: Path) -> list[str]:
             if n.op_type in GEMM_OPS and len(n.input) > 1 and (n.input[1] in inits or n.input[1] in consts)]
 
 
-def quantize(fp32_path: Path, out_path: Path, ref: ReferenceIO, comp: Component, recipe: str) -> list[str]:
-    """ORT static int8 of ``fp32_path`` into ``out_path`` with ``recipe``; returns the float-kept gemm nodes."""
+def quantize(fp32_path: Path, out_path: Path, ref: ReferenceIO, comp: Component, recipe: str,
+             kept_paths=(), scopes: dict[str, str] | None = None) -> list[str]:
+    """ORT static int8 of ``fp32_path`` into ``out_path`` with ``recipe``; returns the float-kept layers."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -112,6 +126,11 @@ def quantize(fp32_path: Path, out_path: Path, ref: ReferenceIO, comp: Component,
             elif recipe == "gemm-int8-ends-float":
                 kept = [gemms[0], gemms[-1]] if gemms else []
                 nodes = [g for g in gemms if g not in kept]
+                kept = [(scopes or {}).get(g.split("/")[0], g) for g in kept]
+            elif recipe.startswith(SENSITIVE):
+                paths = set(kept_paths)
+                nodes = [g for g in gemms if (scopes or {}).get(g.split("/")[0]) not in paths]
+                kept = sorted(paths)
             quantize_static(
                 str(pre), str(out_path), Reader(ref, comp.name, list(comp.inputs)),
                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
@@ -148,13 +167,13 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
         is_logits = comp.name in ("udcformer", "pipeline")
         with tempfile.TemporaryDirectory(prefix="udc-onnx-") as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
-            export_fp32(comp, fp32)
+            scopes = export_fp32(comp, fp32)
             kept_by: dict[str, list[str]] = {}
 
-            def evaluate(recipe: str) -> dict[str, Any]:
+            def evaluate(recipe: str, kept_paths) -> dict[str, Any]:
                 t1 = time.perf_counter()
                 qpath = Path(tmp) / f"{recipe}.onnx"
-                kept_by[recipe] = quantize(fp32, qpath, calib, comp, recipe)
+                kept_by[recipe] = quantize(fp32, qpath, calib, comp, recipe, kept_paths, scopes)
                 out = per_sample(ort_runner(qpath, names, threads), calib, comp.name)
                 m = {"component": compare(calib.output(comp.name), out, logits=is_logits),
                      "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, comp.name, out, calib),
@@ -164,13 +183,21 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
                     f"({time.perf_counter() - t1:.1f} s)")
                 return m
 
-            chosen, cands = choose_recipe(evaluate, RECIPES)
+            paths = list(dict.fromkeys(scopes.values()))
+
+            def ranking():
+                return layer_sensitivity(comp.module, paths, calib.inputs(comp.name),
+                                         lambda out: downstream_logits(model, comp.name, out, calib),
+                                         calib.tensors["logits"])
+
+            chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log)
             path.write_bytes((Path(tmp) / f"{chosen}.onnx").read_bytes())
         qrecord.update({
-            "recipe": chosen, "description": RECIPE_DESCRIPTIONS[chosen],
+            "recipe": chosen, "description": describe(chosen),
             "scheme": "onnxruntime quantize_static, QDQ, int8 symmetric per-channel weights, int8 symmetric "
                       "per-tensor activations (MinMax calibration)",
             "float_kept": float_kept(chosen, kept_by[chosen]),
+            "sensitivity_ranking": extra["ranking"],
             "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
                             "component": rounded(c.metrics["component"]),
                             "end_to_end": rounded(c.metrics["end_to_end"])} for c in cands],

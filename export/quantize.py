@@ -6,21 +6,28 @@ PT2E static quantization for ExecuTorch/XNNPACK (``prepare_pt2e``/``convert_pt2e
 (min/max), int8 per-tensor activations (histogram observers), calibrated on real preprocessed faces).
 The ONNX path (:mod:`udc.export.onnx_export`) uses the same recipe names.
 
-Which layers stay float is decided by measurement, per component, over three recipes in order
-of how much runs in int8:
+Which layers stay float is decided by measurement, per component, in order of how much runs in
+int8:
 
-``all-int8``               every op the quantizer knows: linear, conv, residual adds, Z-modulation
-                           muls, concatenations
-``gemm-int8``              linear + conv in int8; residual adds, muls, concatenations (and, as in
-                           every recipe, layer norms and softmax inputs) stay float
-``gemm-int8-ends-float``   as ``gemm-int8`` with the component's first and last linear/conv layer
-                           float (patch/stem embedding and final projection)
+``all-int8``                 every op the quantizer knows: linear, conv, residual adds, Z-modulation
+                             muls, concatenations
+``gemm-int8``                linear + conv in int8; residual adds, muls, concatenations (and, as in
+                             every recipe, layer norms and softmax inputs) stay float
+``gemm-int8-ends-float``     as ``gemm-int8`` with the component's first and last linear/conv layer
+                             float (patch/stem embedding and final projection)
+``gemm-int8-sensitive-K``    only when the three above miss the thresholds: as ``gemm-int8`` with the
+                             K layers float whose int8 error moves the logits most. Sensitivity is
+                             measured one layer at a time (that layer's input, weight and output
+                             fake-quantized to int8, everything else float, batched on the
+                             calibration faces, scored by 1 - cosine of the end-to-end logits);
+                             K = 1, 2, 4, ... up to a quarter of the layers, the first K that passes.
 
 Each candidate is calibrated and then scored on the calibration faces against the float
 reference: the component's own output (cosine) and the end-to-end logits with only this
 component quantized (top-1 agreement, cosine). The first candidate meeting the int8 thresholds
 of :data:`udc.sdk.parity.THRESHOLDS` wins; if none does, the best end-to-end one is kept and the
-parity report says it fails. The numbers of every candidate go into the manifest.
+parity report says it fails. The numbers of every candidate, and the sensitivity ranking, go into
+the manifest.
 """
 from __future__ import annotations
 
@@ -67,16 +74,36 @@ def gemm_nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
     return [n for n in gm.graph.nodes if n.op == "call_function" and n.target in GEMM_TARGETS]
 
 
-def recipe_filter(recipe: str, gm: torch.fx.GraphModule) -> tuple[Callable[[torch.fx.Node], bool] | None, list[str]]:
-    """``(filter for XNNPACKQuantizer.set_filter_function, float-kept layer names)`` of a recipe."""
+SENSITIVE = "gemm-int8-sensitive-"
+
+
+def sensitive_recipe(k: int) -> str:
+    return f"{SENSITIVE}{k}"
+
+
+def describe(recipe: str) -> str:
+    if recipe.startswith(SENSITIVE):
+        return (f"linear and conv in int8 except the {recipe[len(SENSITIVE):]} layers whose int8 error moves the "
+                "logits most (measured one layer at a time on the calibration faces); residual adds, muls, "
+                "concatenations, layer norms and softmax inputs float")
+    return RECIPE_DESCRIPTIONS[recipe]
+
+
+def recipe_filter(recipe: str, gm: torch.fx.GraphModule, kept_paths: Iterable[str] = ()
+                  ) -> tuple[Callable[[torch.fx.Node], bool] | None, list[str]]:
+    """``(which nodes to quantize, float-kept layer names)`` of a recipe (``kept_paths``: for the
+    sensitivity recipes, the module paths kept float)."""
     if recipe == "all-int8":
         return None, []
     gemms = gemm_nodes(gm)
     kept: set[torch.fx.Node] = set()
     if recipe == "gemm-int8-ends-float" and gemms:
         kept = {gemms[0], gemms[-1]}
+    elif recipe.startswith(SENSITIVE):
+        paths = set(kept_paths)
+        kept = {n for n in gemms if module_path(n) in paths}
     elif recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}, {SENSITIVE}K")
 
     def keep(n: torch.fx.Node) -> bool:
         return n.target in GEMM_TARGETS and n not in kept
@@ -186,7 +213,12 @@ class PT2E:
     def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None):
         self.gm = _graph(module, example, rewrite)
 
-    def calibrate(self, recipe: str, samples: Iterable[tuple]) -> tuple[torch.fx.GraphModule, list[str]]:
+    def layer_paths(self) -> list[str]:
+        """Module paths of the linear/conv calls, in graph order (one entry per module)."""
+        return list(dict.fromkeys(module_path(n) for n in gemm_nodes(self.gm)))
+
+    def calibrate(self, recipe: str, samples: Iterable[tuple], kept_paths: Iterable[str] = ()
+                  ) -> tuple[torch.fx.GraphModule, list[str]]:
         import copy
 
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -196,7 +228,7 @@ class PT2E:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
         gm = copy.deepcopy(self.gm)
-        keep, kept_layers = recipe_filter(recipe, gm)
+        keep, kept_layers = recipe_filter(recipe, gm, kept_paths)
         quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(
             get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(gm, quantizer)
@@ -233,17 +265,123 @@ def candidate_passes(metrics: dict[str, Any], quant: str = "int8") -> tuple[bool
     return not fails, fails
 
 
-def choose_recipe(evaluate: Callable[[str], dict[str, Any]], recipes: Sequence[str] = RECIPES,
-                  quant: str = "int8") -> tuple[str, list[Candidate]]:
-    """Score every recipe with ``evaluate(recipe) -> {"component", "end_to_end"}`` metrics; return the first
-    that passes (most int8), else the best end-to-end one, and all the scores."""
-    cands = []
+def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
+                  quant: str = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
+                  n_layers: int = 0, log=lambda s: None) -> tuple[str, list[Candidate], dict[str, Any]]:
+    """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
+    and a ``ranking`` (most sensitive layer first) is given, try keeping the top K layers float.
+
+    Returns the chosen recipe, every candidate's scores, and ``{"ranking": [...], "kept": {recipe: paths}}``.
+    """
+    cands: list[Candidate] = []
+    extra: dict[str, Any] = {"ranking": None, "kept": {}}
     for r in recipes:
-        m = evaluate(r)
+        m = evaluate(r, ())
         ok, fails = candidate_passes(m, quant)
         cands.append(Candidate(r, m, ok, fails))
+    if not any(c.passed for c in cands) and ranking is not None and n_layers > 1:
+        ranked = ranking()
+        extra["ranking"] = [{"layer": p, "one_minus_cosine": float(f"{v:.4g}")} for p, v in ranked[:12]]
+        log("  sensitivity (1 - end-to-end cosine, one layer int8): " +
+            ", ".join(f"{p} {v:.2g}" for p, v in ranked[:5]))
+        k, limit = 1, max(1, n_layers // 4)
+        while k <= limit:
+            r = sensitive_recipe(k)
+            kept = [p for p, _ in ranked[:k]]
+            extra["kept"][r] = kept
+            m = evaluate(r, kept)
+            ok, fails = candidate_passes(m, quant)
+            cands.append(Candidate(r, m, ok, fails))
+            if ok:
+                break
+            k = k * 2 if k * 2 <= limit or k == limit else limit
     passing = [c for c in cands if c.passed]
     if passing:
-        return passing[0].recipe, cands
+        return passing[0].recipe, cands, extra
     best = max(cands, key=lambda c: (c.metrics["end_to_end"]["top1_agreement"], c.metrics["end_to_end"]["cosine"]))
-    return best.recipe, cands
+    return best.recipe, cands, extra
+
+
+# ------------------------------------------------------------------------------------------ sensitivity
+def _fq_tensor(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / 255.0, 1e-12)
+    zp = int(round(-128 - lo / scale))
+    return torch.fake_quantize_per_tensor_affine(x, scale, max(-128, min(127, zp)), -128, 127)
+
+
+def _fq_weight(w: torch.Tensor) -> torch.Tensor:
+    flat = w.reshape(w.shape[0], -1)
+    scale = flat.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127.0
+    return (torch.round(flat / scale).clamp(-127, 127) * scale).reshape(w.shape)
+
+
+def _weight_name(mod: torch.nn.Module) -> str | None:
+    for name in ("weight", "in_proj_weight"):
+        if isinstance(getattr(mod, name, None), torch.Tensor):
+            return name
+    return None
+
+
+@torch.no_grad()
+def layer_sensitivity(module: torch.nn.Module, paths: Sequence[str], inputs: dict[str, torch.Tensor],
+                      to_logits: Callable[[torch.Tensor], torch.Tensor], ref_logits: torch.Tensor,
+                      batch: int = 64) -> list[tuple[str, float]]:
+    """``[(path, 1 - cosine of the end-to-end logits)]`` with only that layer int8, most sensitive first.
+
+    Eager and batched: the layer's input is fake-quantized per tensor (min/max over the faces), its
+    weight per output channel (symmetric), its output per tensor; ``to_logits`` finishes the chain.
+    """
+    from udc.sdk.parity import cosine
+
+    n = next(iter(inputs.values())).shape[0]
+
+    def run() -> torch.Tensor:
+        outs = []
+        for s in range(0, n, batch):
+            o = module(*[v[s:s + batch] for v in inputs.values()])
+            outs.append(o[0] if isinstance(o, (tuple, list)) else o)
+        return to_logits(torch.cat(outs))
+
+    mods = {}
+    for p in paths:
+        try:
+            m = module.get_submodule(p)
+        except AttributeError:
+            continue
+        if _weight_name(m) is not None:
+            mods[p] = m
+    ranges: dict[str, list[float]] = {p: [0.0, 0.0, 0.0, 0.0] for p in mods}
+    hooks = []
+    for p, m in mods.items():
+        def pre(mod, args, p=p):
+            r = ranges[p]
+            r[0], r[1] = min(r[0], float(args[0].min())), max(r[1], float(args[0].max()))
+
+        def post(mod, args, out, p=p):
+            o = out[0] if isinstance(out, (tuple, list)) else out
+            r = ranges[p]
+            r[2], r[3] = min(r[2], float(o.min())), max(r[3], float(o.max()))
+        hooks += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    with torch_threads(torch.get_num_threads()):
+        run()
+    for h in hooks:
+        h.remove()
+    scores = []
+    for p, m in mods.items():
+        r = ranges[p]
+        wname = _weight_name(m)
+        w = getattr(m, wname)
+        saved = w.data.clone()
+        w.data = _fq_weight(saved)
+        h1 = m.register_forward_pre_hook(lambda mod, args, r=r: (_fq_tensor(args[0], r[0], r[1]), *args[1:]))
+        h2 = m.register_forward_hook(
+            lambda mod, args, out, r=r: _fq_tensor(out, r[2], r[3]) if isinstance(out, torch.Tensor) else out)
+        try:
+            logits = run()
+        finally:
+            h1.remove()
+            h2.remove()
+            w.data = saved
+        scores.append((p, 1.0 - cosine(ref_logits, logits)))
+    return sorted(scores, key=lambda t: -t[1])
