@@ -142,12 +142,17 @@ def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measu
         return {"measured_with": None, "metrics": None, "passed": None, "failures": [], "note": note or "not measured"}
     ok, fails = check(metrics, mode, logits=logits)
     out = {"measured_with": measured, "metrics": rounded(metrics), "passed": ok, "failures": fails}
-    if note:
-        out["note"] = note
+    notes = [note] if note else []
     if logits and metrics.get("reference_majority_share", 0) > 0.9:
-        out["note"] = ((note + "; ") if note else "") + (
-            f"the reference predicts one class for {100 * metrics['reference_majority_share']:.0f}% of the faces "
-            "(untrained model?): top-1 agreement is weak evidence here, see cosine and unexplained_flips")
+        notes.append(f"the reference predicts one class for {100 * metrics['reference_majority_share']:.0f}% of the "
+                     "faces (untrained model?): top-1 agreement is weak evidence here, see cosine and unexplained_flips")
+    if logits and not ok and check(metrics, mode, logits=True, margin_aware=True)[0]:
+        notes.append(f"{100 * metrics['near_tie_share']:.0f}% of the faces are near-ties (the reference's top-2 gap "
+                     f"is within 2x this program's typical error); counting only flips away from them, top-1 agreement "
+                     f"is {100 * metrics['top1_agreement_margin_aware']:.1f}% (margin-aware); the plain threshold still "
+                     "decides pass/fail")
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
 
 

@@ -201,9 +201,9 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
             "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
                             "component": rounded(c.metrics["component"]),
                             "end_to_end": rounded(c.metrics["end_to_end"])} for c in cands],
-            "decision": (f"{chosen}: the first recipe (most int8) meeting the int8 thresholds on the calibration "
-                         "faces" if any(c.passed for c in cands) else
-                         f"{chosen}: no recipe met the int8 thresholds; kept the best end-to-end one"),
+            "basis": extra["basis"],
+            "decision": f"{chosen}: the first recipe (most int8) meeting the int8 thresholds on the calibration faces "
+                        f"(basis: {extra['basis']})",
         })
     with torch.no_grad():
         o = comp.module(*comp.inputs.values())
