@@ -74,17 +74,17 @@ def _int8_per_channel(w: torch.Tensor) -> torch.Tensor:
     return (torch.round(flat / scale).clamp(-127, 127) * scale).reshape(w.shape)
 
 
-def _palettize(w: torch.Tensor, nbits: int = 4, iters: int = 12) -> torch.Tensor:
+def _palettize(w: torch.Tensor, nbits: int = 4, iters: int = 20) -> torch.Tensor:
+    """1-D k-means palette of ``2**nbits`` values over the whole tensor (Lloyd, quantile start)."""
     x = w.detach().reshape(-1).double().numpy()
     k = 2 ** nbits
-    centers = np.quantile(x, (np.arange(k) + 0.5) / k)
+    centers = np.unique(np.quantile(x, (np.arange(k) + 0.5) / k))
     for _ in range(iters):
-        idx = np.abs(x[:, None] - centers[None, :]).argmin(1)
-        for j in range(k):
-            sel = x[idx == j]
-            if sel.size:
-                centers[j] = sel.mean()
-    idx = np.abs(x[:, None] - centers[None, :]).argmin(1)
+        idx = np.searchsorted((centers[1:] + centers[:-1]) / 2, x)
+        counts = np.bincount(idx, minlength=len(centers))
+        sums = np.bincount(idx, weights=x, minlength=len(centers))
+        centers = np.where(counts > 0, sums / np.maximum(counts, 1), centers)
+    idx = np.searchsorted((centers[1:] + centers[:-1]) / 2, x)
     return torch.from_numpy(centers[idx]).reshape(w.shape).to(w.dtype)
 
 
