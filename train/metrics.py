@@ -28,6 +28,11 @@ class Metrics:
         return float(np.trace(self.confusion) / max(1, self.n))
 
     @property
+    def war(self) -> float:
+        """Weighted average recall, the video-FER name of accuracy (seed 002 reports UAR and WAR)."""
+        return self.accuracy
+
+    @property
     def recall(self) -> np.ndarray:
         support = self.confusion.sum(1)
         return np.divide(np.diag(self.confusion), support, out=np.full(len(support), np.nan), where=support > 0)

@@ -179,6 +179,10 @@ def convert_tree(src: str | Path, dst: str | Path, profile: str, seed: int = 0, 
             stats.skipped_done += 1
         else:
             todo.append(p)
+    if len(bank.variants) > 1:  # random mode: batch images of the same device variant together (one FFT group
+        # per batch instead of up to 18); results do not depend on order (each image has its own seed)
+        slot = {id(v): k for k, v in enumerate(bank.variants)}
+        todo.sort(key=lambda p: (slot[id(bank.choose(p.relative_to(src).as_posix()))], p))
     bar = tqdm(total=len(todo), desc=f"udc-synth {profile}", unit="img", disable=not progress)
     for i in range(0, len(todo), batch):
         chunk, imgs, keys = todo[i:i + batch], [], []

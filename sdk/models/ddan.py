@@ -1,0 +1,61 @@
+"""DDAN, DDAMFN's dual-direction attention network (seed 003).
+
+Each DDA head is a coordinate attention whose directional pooling is a *linear depthwise
+convolution* (GDConv) rather than an average: a ``(1, W)`` depthwise kernel collapses each row
+and an ``(H, 1)`` kernel each column, followed by BN and no nonlinearity, so every position along
+the pooled direction gets its own learned weight. The two direction-aware descriptors go through a
+shared 1x1 conv + BN + h-swish, then one 1x1 conv + sigmoid per direction; the head's attention map
+is their (broadcast) product ``a = a_h * a_w`` with shape ``[B, C, H, W]``.
+
+Heads are combined as in the public DDAMFN code: the element-wise maximum over heads, which then
+rescales the feature map, ``y = x * max_i a_i``. The attention loss (``sdk/losses_fer.py``) pushes
+the heads' maps apart so that each head attends to a different facial region.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mfn import ConvBN, split_channels
+
+
+class DDAHead(nn.Module):
+    """``[B, C, H, W] -> attention map [B, C, H, W]`` in (0, 1)."""
+
+    def __init__(self, channels: int, size: int, groups: int = 32):
+        super().__init__()
+        mip = max(8, channels // groups)
+        self.linear_h = ConvBN(channels, channels, (1, size), groups=channels)  # [B,C,H,W] -> [B,C,H,1]
+        self.linear_w = ConvBN(channels, channels, (size, 1), groups=channels)  # [B,C,H,W] -> [B,C,1,W]
+        self.conv1 = nn.Conv2d(channels, mip, 1)
+        self.bn1 = nn.BatchNorm2d(mip)
+        self.conv2 = nn.Conv2d(mip, channels, 1)
+        self.conv3 = nn.Conv2d(mip, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2], x.shape[3]
+        x_h = self.linear_h(x)  # [B, C, H, 1]
+        x_w = self.linear_w(x).transpose(2, 3)  # [B, C, W, 1]
+        y = F.hardswish(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))  # [B, mip, H+W, 1]
+        y_h, y_w = split_channels(y, [h, w], dim=2)
+        a_h = torch.sigmoid(self.conv2(y_h))  # [B, C, H, 1]
+        a_w = torch.sigmoid(self.conv3(y_w.transpose(2, 3)))  # [B, C, 1, W]
+        return a_w * a_h  # [B, C, H, W]
+
+
+class DDAN(nn.Module):
+    """``[B, C, H, W] -> (x * max_i a_i, [a_1..a_n])``; with 0 heads the map passes unchanged."""
+
+    def __init__(self, channels: int, size: int, num_heads: int = 2, groups: int = 32):
+        super().__init__()
+        self.heads = nn.ModuleList(DDAHead(channels, size, groups) for _ in range(num_heads))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        maps = [head(x) for head in self.heads]
+        if not maps:
+            return x, maps
+        a = maps[0]
+        for m in maps[1:]:
+            a = torch.maximum(a, m)
+        return x * a, maps
