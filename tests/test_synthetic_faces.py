@@ -267,3 +267,21 @@ def test_brows_are_drawn_on_their_landmarks():
             above = lm[brow] + (lm[brow] - lm[lid]) * 0.6
             darker += at(lm[brow]) < 0.85 * at(above)
     assert darker >= 0.9 * 84
+
+
+def test_difficulty_presets():
+    from udc.train.synthetic.dataset import generate_arrays
+    from udc.train.synthetic.expressions import DIFFICULTIES, sample_expression
+
+    std, _, _ = generate_arrays(1, size=48, seed=3)
+    easy, _, _ = generate_arrays(1, size=48, seed=3, difficulty="easy")
+    assert std.shape == easy.shape and not np.array_equal(std, easy)
+    # easy: every prototype component present at >= 0.9 * its low bound minus the jitter
+    rng = np.random.default_rng(0)
+    from udc.train.synthetic.expressions import _LO
+    for label in range(7):
+        for _ in range(20):
+            ex = sample_expression(rng, label, DIFFICULTIES["easy"]).as_array()
+            assert np.all(ex >= _LO[label] * 0.9 - 0.1)
+    with pytest.raises(ValueError, match="unknown difficulty"):
+        generate_arrays(1, size=48, difficulty="hard")

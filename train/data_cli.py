@@ -26,18 +26,21 @@ def main() -> None:
 @click.option("--size", default=128, show_default=True, help="Image side in pixels.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=1, show_default=True, help="Render processes.")
+@click.option("--difficulty", type=click.Choice(["standard", "easy"]), default="standard", show_default=True,
+              help="Expression noise: 'standard' (intensity 0.5-1, jitter, dropped components) or 'easy' "
+                   "(near full intensity, little jitter; for short CPU demos).")
 @click.option("--force", is_flag=True, help="Replace an existing OUT.")
-def synthetic(out, n_train, n_val, n_test, size, seed, workers, force):
+def synthetic(out, n_train, n_val, n_test, size, seed, workers, difficulty, force):
     """Write the procedural synthetic expression faces (with their 68 landmarks) to OUT."""
     from .synthetic.dataset import generate_dataset
 
     counts = {"train": n_train, "val": n_val, "test": n_test}
     try:
-        generate_dataset(out, counts, size=size, seed=seed, overwrite=force, workers=workers)
+        generate_dataset(out, counts, size=size, seed=seed, overwrite=force, workers=workers, difficulty=difficulty)
     except FileExistsError as e:
         raise click.ClickException(f"{e}; use --force") from None
-    click.echo(format_table(["out", "size", *counts, "images"],
-                            [[str(out), size, *counts.values(), 7 * sum(counts.values())]]))
+    click.echo(format_table(["out", "size", "difficulty", *counts, "images"],
+                            [[str(out), size, difficulty, *counts.values(), 7 * sum(counts.values())]]))
 
 
 @main.command()

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from udc.sdk.labels import LABELS
 
 from ..landmark_store import LANDMARKS_FILE, save_landmarks
+from .expressions import DIFFICULTIES
 from .render import render_face
 
 __all__ = ["GENERATOR_VERSION", "MANIFEST_FILE", "DEFAULT_COUNTS", "generate_arrays", "generate_dataset",
@@ -54,12 +55,12 @@ def image_path(split: str, index: int) -> str:
     return f"{split}/{LABELS[label_of(index)]}/{split}_{index:05d}.png"
 
 
-def _render(job: tuple[int, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    seed, split, index, size = job
-    return render_face(image_rng(seed, split, index), label_of(index), size)
+def _render(job: tuple) -> tuple[np.ndarray, np.ndarray]:
+    seed, split, index, size, difficulty = job
+    return render_face(image_rng(seed, split, index), label_of(index), size, DIFFICULTIES[difficulty])
 
 
-def _render_all(jobs: list[tuple[int, str, int, int]], workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _render_all(jobs: list[tuple], workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Render in order, in worker processes when ``workers > 1`` (same bytes either way)."""
     if workers <= 1 or len(jobs) < 64:
         yield from map(_render, jobs)
@@ -72,7 +73,7 @@ def _render_all(jobs: list[tuple[int, str, int, int]], workers: int) -> Iterator
 
 
 def generate_arrays(n_per_class: int, size: int = 64, seed: int = 0, split: str = "train",
-                    workers: int = 1, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    workers: int = 1, progress: bool = False, difficulty: str = "standard") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n_per_class`` faces per expression in memory, identical to the files of :func:`generate_dataset`.
 
     Returns ``(images uint8 [N, size, size, 3], labels int64 [N], landmarks float32 [N, 68, 2])``,
@@ -81,7 +82,8 @@ def generate_arrays(n_per_class: int, size: int = 64, seed: int = 0, split: str 
     n = len(LABELS) * int(n_per_class)
     images = np.zeros((n, size, size, 3), np.uint8)
     points = np.zeros((n, 68, 2), np.float32)
-    jobs = [(seed, split, i, size) for i in range(n)]
+    _check_difficulty(difficulty)
+    jobs = [(seed, split, i, size, difficulty) for i in range(n)]
     for i, (img, lm) in enumerate(tqdm(_render_all(jobs, workers), total=n, disable=not progress,
                                        desc=f"synthetic {split}", unit="img")):
         images[i], points[i] = img, lm
@@ -100,12 +102,17 @@ def _check_counts(counts: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
+def _check_difficulty(difficulty: str) -> None:
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}; choose from {sorted(DIFFICULTIES)}")
+
+
 def _is_non_empty(path: Path) -> bool:
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
 def generate_dataset(out_dir: str | Path, counts: Mapping[str, int] | None = None, size: int = 128, seed: int = 0,
-                     progress: bool = True, overwrite: bool = False, workers: int = 1) -> Path:
+                     progress: bool = True, overwrite: bool = False, workers: int = 1, difficulty: str = "standard") -> Path:
     """Write ``counts[split]`` images per expression for each split under ``out_dir``; returns the root.
 
     Everything is written into a temporary directory beside ``out_dir`` and renamed into place at
@@ -113,20 +120,21 @@ def generate_dataset(out_dir: str | Path, counts: Mapping[str, int] | None = Non
     is refused (:class:`FileExistsError`) unless ``overwrite=True``.
     """
     counts = _check_counts(DEFAULT_COUNTS if counts is None else counts)
+    _check_difficulty(difficulty)
     out = Path(out_dir).absolute()
     if _is_non_empty(out) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        jobs = [(seed, split, i, size) for split, n in counts.items() for i in range(n * len(LABELS))]
+        jobs = [(seed, split, i, size, difficulty) for split, n in counts.items() for i in range(n * len(LABELS))]
         for split in counts:
             for name in LABELS:
                 (tmp / split / name).mkdir(parents=True)
         points: dict[str, np.ndarray] = {}
         results = _render_all(jobs, workers)
         try:
-            for (_, split, index, _), (img, lm) in tqdm(zip(jobs, results), total=len(jobs), disable=not progress,
+            for (_, split, index, _, _), (img, lm) in tqdm(zip(jobs, results), total=len(jobs), disable=not progress,
                                                        desc="synthetic faces", unit="img"):
                 rel = image_path(split, index)
                 Image.fromarray(img).save(tmp / rel, format="PNG")
@@ -139,6 +147,7 @@ def generate_dataset(out_dir: str | Path, counts: Mapping[str, int] | None = Non
             "version": GENERATOR_VERSION,
             "seed": seed,
             "size": size,
+            "difficulty": difficulty,
             "labels": list(LABELS),
             "counts": {split: {name: n for name in LABELS} for split, n in counts.items()},
             "total": len(jobs),

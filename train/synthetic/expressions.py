@@ -103,6 +103,14 @@ class ExpressionNoise:
     sigma: float = 0.07  # Gaussian noise on every parameter (clipped to [0, 1])
 
 
+#: Named expression-noise presets (``udc-data synthetic --difficulty``). ``standard`` is the generator's
+#: default; ``easy`` shows every class near full intensity with little jitter, for short CPU demos.
+DIFFICULTIES: dict[str, ExpressionNoise] = {
+    "standard": ExpressionNoise(),
+    "easy": ExpressionNoise(intensity=(0.9, 1.0), drop=0.0, sigma=0.02),
+}
+
+
 def sample_expression(rng: np.random.Generator, label: int, noise: ExpressionNoise = ExpressionNoise()) -> Expression:
     """A random expression of class ``label``; consumes the same draws whatever the label."""
     n = len(AU_NAMES)

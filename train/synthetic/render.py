@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .curves import catmull_rom, ellipse_points, flat, ribbon
-from .expressions import Expression, sample_expression
+from .expressions import Expression, ExpressionNoise, sample_expression
 from .geometry import FaceGeometry, face_geometry, sample_identity, sample_pose
 from .identity import HAIR_STYLES, Colour, Identity
 
@@ -352,7 +352,8 @@ def _light(mask: np.ndarray, lm: np.ndarray, idt: Identity, scene: Scene, u: flo
     return 1.0 + mask * (shade - 1.0)
 
 
-def render_face(rng: np.random.Generator, label: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def render_face(rng: np.random.Generator, label: int, size: int = 128,
+                noise: ExpressionNoise = ExpressionNoise()) -> tuple[np.ndarray, np.ndarray]:
     """A random face showing expression ``label`` (index into ``LABELS``).
 
     Returns ``(image, landmarks)``: ``uint8 [size, size, 3]`` RGB and ``float32 [68, 2]`` image-pixel
@@ -362,6 +363,6 @@ def render_face(rng: np.random.Generator, label: int, size: int = 128) -> tuple[
     """
     idt = sample_identity(rng)
     pose = sample_pose(rng)
-    ex = sample_expression(rng, label)
+    ex = sample_expression(rng, label, noise)
     geom = face_geometry(idt, ex, pose, size)
     return render_geometry(geom, idt, ex, rng), geom.landmarks
