@@ -118,16 +118,32 @@ def compare(ref: Any, out: Any, logits: bool = False) -> dict[str, Any]:
     return m
 
 
-def check(metrics: dict[str, Any], quant: str, logits: bool = False,
+def thresholds_for(quant: str, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pass/fail thresholds of a bundle: those its manifest stores (``parity.thresholds``, written by
+    udc-export for its quant mode), else ``THRESHOLDS[quant]``. Keys: ``mode``, ``cosine``, ``top1``
+    and optionally ``max_abs``."""
+    stored = (manifest or {}).get("parity", {}).get("thresholds") or {}
+    if "cosine" in stored and "top1" in stored:
+        return {k: v for k, v in stored.items() if k in ("mode", "max_abs", "cosine", "top1")}
+    if quant not in THRESHOLDS:
+        raise ValueError(f"no parity thresholds for quant mode {quant!r}; known: {', '.join(THRESHOLDS)}")
+    return {"mode": quant, **THRESHOLDS[quant]}
+
+
+def check(metrics: dict[str, Any], quant: str | dict[str, Any], logits: bool = False,
           margin_aware: bool = False) -> tuple[bool, list[str]]:
-    """``(passed, failures)`` of ``metrics`` (from :func:`compare`) against ``THRESHOLDS[quant]``.
+    """``(passed, failures)`` of ``metrics`` (from :func:`compare`) against ``THRESHOLDS[quant]`` (or
+    against ``quant`` itself when it is a thresholds dict, e.g. from :func:`thresholds_for`).
 
     ``margin_aware`` checks ``top1_agreement_margin_aware`` (flips at near-ties excused) instead of
     the plain top-1 agreement; every other threshold is the same. Callers that use it say so.
     """
-    if quant not in THRESHOLDS:
+    if isinstance(quant, dict):
+        t, fails = quant, []
+    elif quant not in THRESHOLDS:
         raise ValueError(f"no parity thresholds for quant mode {quant!r}; known: {', '.join(THRESHOLDS)}")
-    t, fails = THRESHOLDS[quant], []
+    else:
+        t, fails = THRESHOLDS[quant], []
     if "max_abs" in t:
         bound = t["max_abs"] * max(1.0, metrics.get("ref_abs_max", 0.0))
         if metrics["max_abs"] > bound:

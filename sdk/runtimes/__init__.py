@@ -11,14 +11,21 @@ reference is :func:`udc.sdk.runtimes.torch_runtime.from_module`.
 """
 from __future__ import annotations
 
+import importlib.util
+import platform
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import UdcError
+from ..errors import MissingDependencyError, UdcError
 
 RUNTIMES = {".pte": "executorch", ".onnx": "onnxruntime", ".mlpackage": "coreml"}
+#: Every runtime a bundle can be run with; ``torch`` is the PyTorch reference (any target).
+RUNTIME_NAMES = ("torch", "executorch", "onnxruntime", "coreml")
+#: The runtime that runs a bundle of each target on a host.
+TARGET_RUNTIME = {"executorch": "executorch", "onnx": "onnxruntime", "coreml": "coreml"}
+_MODULES = {"torch": "torch", "executorch": "executorch", "onnxruntime": "onnxruntime", "coreml": "coremltools"}
 
 
 class RuntimeUnavailableError(UdcError, RuntimeError):
@@ -41,6 +48,52 @@ def ordered_inputs(inputs: Mapping[str, np.ndarray], input_names: Sequence[str] 
     return [np.ascontiguousarray(inputs[n]) for n in names]
 
 
+def host_system() -> str:
+    return platform.system()
+
+
+def runtime_problem(runtime: str, target: str | None = None, backend: str | None = None) -> str | None:
+    """Why ``runtime`` cannot run a bundle of ``target``/``backend`` on this host (``None``: it can)."""
+    if runtime not in RUNTIME_NAMES:
+        return f"unknown runtime {runtime!r}; choose one of auto, {', '.join(RUNTIME_NAMES)}"
+    if target is not None and runtime != "torch" and TARGET_RUNTIME.get(target) != runtime:
+        return (f"this {target} bundle runs with runtime {TARGET_RUNTIME.get(target)!r}, not {runtime!r} "
+                "(or runtime 'torch' for the PyTorch reference)")
+    system = host_system()
+    if runtime == "coreml" and system != "Darwin":
+        return (f"Core ML runs only on macOS (and on iOS devices); this host is {system}: use runtime 'torch' for the "
+                "PyTorch reference here, or export an executorch/onnx bundle for this host")
+    if runtime == "executorch" and backend == "coreml" and system != "Darwin":
+        return (f"this .pte bundle is delegated to Core ML, which ExecuTorch runs only on Apple platforms; this host is "
+                f"{system}: run it on iOS/macOS, or export --backend xnnpack for Android and this host")
+    if importlib.util.find_spec(_MODULES[runtime]) is None:
+        return f"runtime {runtime!r} needs the {_MODULES[runtime]} package, which is not installed (pip install -e .)"
+    return None
+
+
+def check_runtime(runtime: str, target: str | None = None, backend: str | None = None) -> None:
+    """Raise :class:`RuntimeUnavailableError` (or :class:`MissingDependencyError`) unless ``runtime`` can run it here."""
+    why = runtime_problem(runtime, target, backend)
+    if why is None:
+        return
+    if "not installed" in why:
+        raise MissingDependencyError(why)
+    raise RuntimeUnavailableError(why)
+
+
+def resolve_runtime(runtime: str, target: str, backend: str | None = None) -> str:
+    """``auto`` -> the runtime of ``target``; any choice is checked against this host (:func:`check_runtime`)."""
+    name = TARGET_RUNTIME[target] if runtime == "auto" else runtime
+    check_runtime(name, target, backend)
+    return name
+
+
+def host_runtimes(target: str, backend: str | None = None) -> list[str]:
+    """The runtimes that can run a ``target`` bundle on this host, the bundle's own first, torch last."""
+    names = [TARGET_RUNTIME[target], "torch"]
+    return [n for n in names if runtime_problem(n, target, backend) is None]
+
+
 def runtime_for(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in RUNTIMES:
@@ -61,4 +114,5 @@ def load(path: str | Path, input_names: Sequence[str] | None = None, output_name
     return cls(path, input_names=input_names, output_names=output_names, threads=threads)
 
 
-__all__ = ["RUNTIMES", "Runner", "RuntimeUnavailableError", "load", "ordered_inputs", "runtime_for"]
+__all__ = ["RUNTIMES", "RUNTIME_NAMES", "Runner", "RuntimeUnavailableError", "TARGET_RUNTIME", "check_runtime",
+           "host_runtimes", "load", "ordered_inputs", "resolve_runtime", "runtime_for", "runtime_problem"]

@@ -1,0 +1,107 @@
+"""A bundle against its PyTorch reference on real preprocessed faces, on this host.
+
+    report = host_parity(bundle, faces, runtime="auto")
+    report["passed"], report["components"]["udcformer"]["cosine"], report["end_to_end"]["top1_agreement"]
+
+Component by component, every exported program gets the *reference's* inputs for each face (so each
+row measures that program alone); end to end, the exported components are chained as an app chains
+them (so errors compound) and their logits are compared with the reference's. Metrics are those of
+:func:`udc.sdk.parity.compare` (max|Δ|, mean|Δ|, cosine, PSNR, top-1 agreement for logits); pass/fail
+uses the thresholds the manifest stores for its quant mode (:func:`udc.sdk.parity.thresholds_for`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .bundle import Bundle
+from .chain import load_chain
+from .parity import check, compare, rounded, thresholds_for
+from .parity_data import Faces, noise
+from .runtimes import resolve_runtime
+
+LOGITS = ("udcformer", "pipeline")
+OUTPUT_KEY = {"clip_image": "image_features", "fpen_s2": "condition", "denoiser": "epr", "udcformer": "logits",
+              "pipeline": "logits"}
+
+
+def model_inputs(bundle: Bundle, faces: Faces, seed: int = 0) -> dict[str, np.ndarray]:
+    """``image [N,3,S,S]``, ``landmarks [N,68,2]``, ``noise [N,C]`` with the manifest's preprocessing."""
+    pre = bundle.manifest["preprocessing"]
+    mean = np.asarray(pre["mean"], np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(pre["std"], np.float32).reshape(1, 3, 1, 1)
+    x = faces.crops.astype(np.float32).transpose(0, 3, 1, 2) * np.float32(pre.get("scale", 1 / 255))
+    dim = int(bundle.manifest["diffusion"]["noise"]["shape"][-1])
+    return {"image": np.ascontiguousarray((x - mean) / std, np.float32),
+            "landmarks": np.ascontiguousarray(faces.landmarks, np.float32),
+            "noise": noise(len(faces), dim, seed)}
+
+
+def reference_tensors(model, inputs: dict[str, np.ndarray], batch: int = 32) -> dict[str, np.ndarray]:
+    """Every intermediate of the float32 PyTorch reference (batched)."""
+    import torch
+
+    out: dict[str, list] = {k: [] for k in ("image_features", "condition", "epr", "logits")}
+    n = len(inputs["image"])
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            x = torch.from_numpy(inputs["image"][s:s + batch])
+            lm = torch.from_numpy(inputs["landmarks"][s:s + batch])
+            nz = torch.from_numpy(inputs["noise"][s:s + batch])
+            f = model.clip_image(x)
+            c = model.fpen_s2(f)
+            z = model.diffusion(c, nz)
+            for k, v in (("image_features", f), ("condition", c), ("epr", z), ("logits", model.udcformer(x, lm, z))):
+                out[k].append(v.numpy())
+    return {**inputs, **{k: np.concatenate(v) for k, v in out.items()}}
+
+
+def _entry(metrics: dict[str, Any], thresholds: dict[str, Any], logits: bool) -> dict[str, Any]:
+    ok, fails = check(metrics, thresholds, logits=logits)
+    r = rounded(metrics)
+    if metrics.get("psnr") is not None and not math.isfinite(metrics["psnr"]):
+        r["psnr"] = None  # identical outputs: PSNR is infinite (JSON has no inf)
+    return {**r, "passed": ok, "failures": fails}
+
+
+def host_parity(bundle: Bundle, faces: Faces, runtime: str = "auto", reference: str | None = None,
+                threads: int | None = None, seed: int = 0, fused: bool = False, progress: bool = True) -> dict[str, Any]:
+    """The parity report (a JSON-ready dict, see the module docstring)."""
+    from tqdm import tqdm
+
+    from .reference import reference_model
+
+    m = bundle.manifest
+    name = resolve_runtime(runtime, m["target"], m.get("backend"))
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    model, how = reference_model(bundle, reference)
+    chain = load_chain(bundle, name, reference=reference, threads=threads, fused=fused)
+    inputs = model_inputs(bundle, faces, seed)
+    ref = reference_tensors(model, inputs)
+    n = len(faces)
+    per_comp: dict[str, list[np.ndarray]] = {s.name: [] for s in chain.steps}
+    e2e: list[np.ndarray] = []
+    for i in tqdm(range(n), desc=f"parity ({name})", unit="face", disable=not progress, leave=False):
+        for step in chain.steps:
+            feed = {k: np.ascontiguousarray(ref[k][i:i + 1]) for k in step.inputs}
+            per_comp[step.name].append(np.asarray(step.runner(feed)[0]))
+        one = {k: np.ascontiguousarray(inputs[k][i:i + 1]) for k in ("image", "landmarks", "noise")}
+        e2e.append(np.asarray(chain.run(one)[0]))
+    thresholds = thresholds_for(m["quant"], m)
+    comps = {}
+    for cname, outs in per_comp.items():
+        logits = cname in LOGITS
+        comps[cname] = _entry(compare(ref[OUTPUT_KEY[cname]], np.concatenate(outs), logits=logits), thresholds, logits)
+    end = _entry(compare(ref["logits"], np.concatenate(e2e), logits=True), thresholds, True)
+    passed = all(c["passed"] for c in comps.values()) and end["passed"]
+    return {
+        "bundle": bundle.path.name, "path": str(bundle.path), "target": m["target"], "backend": m.get("backend"),
+        "quant": m["quant"], "runtime": name, "device": "host", "reference": how,
+        "inputs": {**faces.source, "n": n, "noise_seed": seed},
+        "thresholds": thresholds, "components": comps, "end_to_end": end, "passed": passed,
+    }

@@ -1,0 +1,113 @@
+"""``udc-predict``: the expression of the face in each photo, with any bundle on any host runtime.
+
+    udc-predict face.udc selfie.jpg other.png
+    udc-predict face.udc selfie.jpg --json
+    udc-predict face.udc selfie.jpg --overlay out.png          # box, 68 landmarks and label drawn
+
+Exit codes: 0 every image predicted, 1 some image had no face or could not be read (its row says
+why), 2 the bundle cannot run here (tampered, runtime not on this host, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+
+from .table import format_table  # noqa: E402
+
+
+def overlay_path(out: Path, image: str, many: bool) -> Path:
+    return out if not many else out.with_name(f"{out.stem}-{Path(image).stem}{out.suffix or '.png'}")
+
+
+def draw_overlay(image, pred, out: Path) -> Path:
+    """The input image with the face box, the 68 landmarks and ``label confidence`` drawn; written atomically."""
+    from PIL import Image, ImageDraw
+
+    from .images import load_image
+
+    img = Image.fromarray(load_image(image))
+    d = ImageDraw.Draw(img)
+    x0, y0, x1, y1 = pred.box
+    w = max(2, round(max(img.size) / 300))
+    d.rectangle([x0, y0, x1, y1], outline=(0, 255, 0), width=w)
+    r = max(1.5, w * 0.8)
+    for x, y in np.asarray(pred.landmarks):
+        d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 64, 64))
+    text = f"{pred.label} {100 * pred.confidence:.0f}%"
+    tb = d.textbbox((x0, y0), text)
+    ty = y0 - (tb[3] - tb[1]) - 2 * w if y0 - (tb[3] - tb[1]) - 2 * w > 0 else y1 + w
+    box = d.textbbox((x0, ty), text)
+    d.rectangle([box[0] - w, box[1] - w, box[2] + w, box[3] + w], fill=(0, 0, 0))
+    d.text((x0, ty), text, fill=(255, 255, 255))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix or ".png", dir=out.parent)
+    os.close(fd)
+    try:
+        img.save(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("bundle", type=click.Path())
+@click.argument("images", nargs=-1, required=True)
+@click.option("--runtime", type=click.Choice(["auto", "executorch", "onnxruntime", "coreml", "torch"]), default="auto",
+              show_default=True, help="auto: the bundle's own runtime; torch: the PyTorch reference model.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="With --runtime torch: the checkpoint the bundle was exported from, if the manifest's path is gone.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the runtime.")
+@click.option("--overlay", type=click.Path(dir_okay=False), default=None,
+              help="Write the image with box, landmarks and label (OUT.png; OUT-<image>.png for several images).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image (a list) instead of a table.")
+def main(bundle, images, runtime, reference, threads, overlay, as_json):
+    """Predict the facial expression of the largest face in each IMAGE with BUNDLE (a NAME.udc directory)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from .errors import UdcError
+    from .recognizer import Recognizer
+
+    try:
+        rec = Recognizer.load(bundle, runtime, reference=reference, threads=threads)
+    except UdcError as e:
+        click.echo(f"udc-predict: {e}", err=True)
+        sys.exit(2)
+    rows, out, failed = [], [], 0
+    for img in images:
+        try:
+            p = rec.predict(img)
+        except UdcError as e:
+            failed += 1
+            rows.append([img, "-", "-", "-", "-", str(e)])
+            out.append({"source": img, "error": str(e)})
+            continue
+        d = p.to_dict()
+        if overlay:
+            d["overlay"] = str(draw_overlay(img, p, overlay_path(Path(overlay), img, len(images) > 1)))
+        out.append(d)
+        rows.append([img, p.label, f"{100 * p.confidence:.1f}%", f"{p.timings['model']:.2f}",
+                     f"{p.timings['total']:.1f}", f"{p.num_faces} face(s)" + (f", overlay {d['overlay']}"
+                                                                             if overlay else "")])
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        m = rec.bundle.manifest
+        title = (f"{rec.bundle.path.name} ({m['target']}/{m.get('backend')} {m['quant']}, {m['model'].get('config')}"
+                 f"{', random-init weights' if m['model'].get('random_init') else ''}) on {rec.runtime}")
+        click.echo(format_table(["image", "label", "confidence", "model ms", "total ms", "note"], rows, title))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

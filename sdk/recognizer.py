@@ -1,0 +1,230 @@
+"""Run a bundle on photos and video: the SDK's one-call API.
+
+    from udc.sdk.recognizer import Recognizer
+
+    rec = Recognizer.load("face.udc")                  # runtime="auto" | "torch" | "executorch" | "onnxruntime" | "coreml"
+    p = rec.predict("selfie.jpg")                      # path, PIL image or numpy array
+    p.label, p.confidence, p.probs, p.box, p.landmarks, p.timings
+    rec.predict_batch(["a.jpg", "b.jpg"])
+    for frame in rec.stream("clip.mp4", history=8, smoothing="mean"):   # per-face tracks over frames
+        for face in frame.faces: print(frame.index, face.track_id, face.label)
+
+``load`` validates the manifest against its schema and checks every file's size and sha256 (a
+tampered or truncated bundle is refused with :class:`udc.sdk.bundle.BundleError`), checks that the
+runtime can run the bundle's target on this host (Core ML only on macOS) and loads each component.
+``predict`` runs what an app runs: decode -> face detection + 68 landmarks (MediaPipe) -> similarity
+alignment to the manifest's crop -> the manifest's normalisation -> clip_image -> fpen_s2 -> denoiser ->
+udcformer -> softmax. The denoiser's initial noise is drawn once per recognizer from ``noise_seed``
+(the manifest's N(0, I)), so the same image always gets the same answer on every runtime.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .chain import Chain, load_chain
+from .errors import NoFaceError
+from .face_align import align_face
+from .images import ImageInput, load_image
+from .runtimes import resolve_runtime
+
+
+@dataclass
+class Prediction:
+    label: str
+    confidence: float
+    probs: dict[str, float]  # label -> probability, in the manifest's label order
+    logits: list[float]
+    box: tuple[float, float, float, float]  # face box (x0, y0, x1, y1), input-image pixels
+    landmarks: np.ndarray  # [68, 2] input-image pixels (iBUG order)
+    landmarks_crop: np.ndarray  # [68, 2] crop units 0..1: what the model received
+    num_faces: int
+    timings: dict[str, float]  # milliseconds per stage, plus "model" and "total"
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "label": self.label, "confidence": self.confidence, "probs": self.probs,
+            "logits": self.logits, "box": list(self.box), "landmarks": np.round(self.landmarks, 2).tolist(),
+            "num_faces": self.num_faces, "timings_ms": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = np.asarray(x, np.float64) - np.max(x)
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def sdk_overhead_ms(t: dict[str, float]) -> float:
+    """Time spent in the SDK around the model: everything but decoding, face detection and the components."""
+    return max(0.0, t["total"] - t.get("decode", 0.0) - t.get("detect", 0.0) - t["model"])
+
+
+class Recognizer:
+    def __init__(self, bundle: Bundle, chain: Chain, *, detector=None, noise_seed: int = 0):
+        self.bundle = bundle
+        self.chain = chain
+        m = bundle.manifest
+        pre = m["preprocessing"]
+        self.labels: list[str] = list(m["labels"])
+        self.crop_size = int(pre["crop_size"])
+        self.scale = float(pre.get("scale", 1.0 / 255.0))
+        self.mean = np.asarray(pre["mean"], np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(pre["std"], np.float32).reshape(1, 3, 1, 1)
+        shape = m["diffusion"]["noise"]["shape"]
+        self.noise_seed = noise_seed
+        self.noise = draw_noise(int(shape[-1]), noise_seed)
+        self._detector = detector
+
+    # ------------------------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, bundle: str | Path | Bundle, runtime: str = "auto", *, reference: str | Path | None = None,
+             threads: int | None = None, fused: bool = False, detector=None, noise_seed: int = 0) -> "Recognizer":
+        """Verify ``bundle`` (schema + every sha256), check ``runtime`` on this host, load the components.
+
+        ``reference`` is the checkpoint the bundle was exported from, needed only for ``runtime="torch"``
+        when the manifest's path no longer exists (random-init bundles need none). ``threads`` sizes the
+        runtime's CPU thread pool. ``detector`` replaces MediaPipe (anything with ``detect(rgb)``).
+        """
+        b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, verify=True)
+        if isinstance(bundle, Bundle):
+            b.verify()
+        m = b.manifest
+        name = resolve_runtime(runtime, m["target"], m.get("backend"))
+        chain = load_chain(b, name, reference=reference, threads=threads, fused=fused)
+        return cls(b, chain, detector=detector, noise_seed=noise_seed)
+
+    @property
+    def runtime(self) -> str:
+        return self.chain.runtime
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from .face_detect import MediaPipeFaceMesh
+
+            self._detector = MediaPipeFaceMesh()
+        return self._detector
+
+    # ------------------------------------------------------------------------------------ model
+    def preprocess(self, crop: np.ndarray) -> np.ndarray:
+        """uint8 ``[S,S,3]`` aligned crop -> ``[1,3,S,S]`` float32 with the manifest's scale/mean/std."""
+        x = crop.astype(np.float32)[None].transpose(0, 3, 1, 2) * np.float32(self.scale)
+        return np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
+
+    def run_model(self, crop: np.ndarray, landmarks_crop: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """``(logits [K], timings)`` for one aligned crop and its 68 landmarks in crop units."""
+        t0 = time.perf_counter()
+        inputs = {"image": self.preprocess(crop),
+                  "landmarks": np.ascontiguousarray(landmarks_crop, np.float32).reshape(1, 68, 2),
+                  "noise": self.noise}
+        t1 = time.perf_counter()
+        logits, ms = self.chain.run(inputs)
+        timings = {"preprocess": (t1 - t0) * 1e3, **ms, "model": sum(ms.values())}
+        return np.asarray(logits, np.float32).reshape(-1), timings
+
+    def _predict_face(self, rgb: np.ndarray, lm_image: np.ndarray, box, num_faces: int, timings: dict[str, float],
+                      t_start: float, source: str | None) -> Prediction:
+        t0 = time.perf_counter()
+        crop, lm_crop_px, _ = align_face(rgb, lm_image, self.crop_size)
+        timings = {**timings, "align": (time.perf_counter() - t0) * 1e3}
+        lm_crop = lm_crop_px / self.crop_size
+        logits, mt = self.run_model(crop, lm_crop)
+        t1 = time.perf_counter()
+        p = softmax(logits)
+        k = int(np.argmax(p))
+        timings.update(mt)
+        timings["postprocess"] = (time.perf_counter() - t1) * 1e3
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return Prediction(self.labels[k], float(p[k]), {lab: float(v) for lab, v in zip(self.labels, p)},
+                          [float(v) for v in logits], tuple(float(v) for v in box), np.asarray(lm_image, np.float32),
+                          lm_crop.astype(np.float32), num_faces, timings, source)
+
+    # ------------------------------------------------------------------------------------ public
+    def predict(self, image: ImageInput, landmarks: np.ndarray | None = None) -> Prediction:
+        """The largest face of ``image``. ``landmarks`` ([68,2] image pixels) skips face detection.
+        :class:`udc.sdk.errors.NoFaceError` when no face is found, :class:`ImageError` for bad input."""
+        return self._predict(image, landmarks, all_faces=False)[0]
+
+    def predict_faces(self, image: ImageInput) -> list[Prediction]:
+        """Every face of ``image`` (largest first); an empty list when there is none."""
+        return self._predict(image, None, all_faces=True)
+
+    def predict_batch(self, images: Sequence[ImageInput], skip_no_face: bool = False) -> list[Prediction | None]:
+        """One prediction per image (the components run at batch 1, one image after another). With
+        ``skip_no_face`` an image without a face gives ``None`` instead of raising."""
+        out: list[Prediction | None] = []
+        for img in images:
+            try:
+                out.append(self.predict(img))
+            except NoFaceError:
+                if not skip_no_face:
+                    raise
+                out.append(None)
+        return out
+
+    def _predict(self, image: ImageInput, landmarks, all_faces: bool) -> list[Prediction]:
+        t_start = time.perf_counter()
+        source = str(image) if isinstance(image, (str, Path)) else None
+        rgb = load_image(image)
+        t1 = time.perf_counter()
+        timings = {"decode": (t1 - t_start) * 1e3}
+        if landmarks is not None:
+            lm = np.asarray(landmarks, np.float32).reshape(68, 2)
+            (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
+            faces = [(lm, (x0, y0, x1, y1))]
+            timings["detect"] = 0.0
+        else:
+            found = self.detector.detect(rgb)
+            timings["detect"] = (time.perf_counter() - t1) * 1e3
+            faces = [(f.landmarks, f.box) for f in found]
+            if not faces:
+                if all_faces:
+                    return []
+                h, w = rgb.shape[:2]
+                raise NoFaceError(f"no face found in the {w}x{h} image{' ' + source if source else ''}: use a photo "
+                                  "with a visible, roughly frontal face")
+        if not all_faces:
+            faces = faces[:1]
+        n = len(faces)
+        preds = []
+        for lm, box in faces:
+            preds.append(self._predict_face(rgb, lm, box, n, timings, t_start, source))
+            t_start = time.perf_counter()  # the next face's total counts its own alignment + model only
+        return preds
+
+    def stream(self, frames: Iterable[ImageInput] | str | Path, *, history: int = 8, smoothing: str = "mean",
+               alpha: float = 0.5, iou_threshold: float = 0.3, max_missed: int = 5, every: int = 1,
+               limit: int | None = None) -> Iterator["FrameResult"]:
+        """Predict every face of every frame and follow faces across frames (see :mod:`udc.sdk.tracking`).
+
+        ``frames``: an iterable of images, a video file (OpenCV), a directory of images (sorted by name)
+        or an animated image. Each track keeps its last ``history`` predictions; ``smoothing`` is
+        ``"none"``, ``"mean"`` (average probabilities over the history) or ``"ema"`` (factor ``alpha``).
+        """
+        from .frames import iter_frames
+        from .tracking import FaceTracker, FrameResult
+
+        tracker = FaceTracker(history=history, smoothing=smoothing, alpha=alpha, iou_threshold=iou_threshold,
+                              max_missed=max_missed)
+        for index, frame in iter_frames(frames, every=every, limit=limit):
+            t0 = time.perf_counter()
+            preds = self.predict_faces(frame)
+            faces = tracker.update(preds, self.labels)
+            yield FrameResult(index, faces, (time.perf_counter() - t0) * 1e3)
+
+
+def draw_noise(dim: int, seed: int = 0) -> np.ndarray:
+    """The denoiser's initial noise ``[1, dim]`` ~ N(0, I), reproducible from ``seed`` (torch's generator)."""
+    import torch
+
+    return torch.randn(1, dim, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+__all__ = ["Prediction", "Recognizer", "draw_noise", "sdk_overhead_ms", "softmax"]

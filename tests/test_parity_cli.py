@@ -1,0 +1,95 @@
+"""udc-parity: component-by-component and end-to-end parity against the PyTorch reference, pass for
+fp32 and int8 bundles, non-zero exit for a bundle whose weights were perturbed (checksums still valid)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights
+from udc.sdk.parity_cli import main
+
+N = "24"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("bundles")
+
+
+def _run(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in res.output, res.output
+    return res
+
+
+@pytest.mark.parametrize("target", ["executorch", "onnx"])
+def test_fp32_bundles_pass(root, target):
+    b = export_bundle(root, target)
+    res = _run(b, "--n", N, "--json")
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["passed"] and r["quant"] == "fp32" and r["runtime"] == {"executorch": "executorch", "onnx": "onnxruntime"}[target]
+    assert set(r["components"]) == {"clip_image", "fpen_s2", "denoiser", "udcformer"}
+    manifest = json.loads((b / "manifest.json").read_text())
+    assert r["thresholds"]["cosine"] == manifest["parity"]["thresholds"]["cosine"]  # the manifest's thresholds
+    for e in [*r["components"].values(), r["end_to_end"]]:
+        assert e["n"] == int(N) and e["passed"]
+        assert e["max_abs"] < 1e-4 and e["cosine"] > 0.99999
+        assert e["psnr"] is None or e["psnr"] > 80
+    assert r["end_to_end"]["top1_agreement"] == 1.0
+    assert r["inputs"]["kind"] == "synthetic" and r["inputs"]["n"] == int(N)
+
+
+def test_table_and_folder_data(root, tmp_path):
+    """--data DIR with the landmarks cache udc-data writes: no detector needed."""
+    from PIL import Image
+
+    from udc.train.synthetic.dataset import generate_arrays
+
+    images, _, points = generate_arrays(2, size=64, seed=3, split="test")
+    keys = []
+    for i, img in enumerate(images):
+        (tmp_path / "faces").mkdir(exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "faces" / f"{i:02d}.png")
+        keys.append(f"faces/{i:02d}.png")
+    np.savez(tmp_path / "landmarks68.npz", keys=np.array(keys), points=points)
+    res = _run(export_bundle(root, "onnx"), "--data", tmp_path, "--n", "10")
+    assert res.exit_code == 0, res.output
+    assert "end-to-end" in res.output and "PSNR" in res.output and "PASS" in res.output
+    assert "10 folder faces" in res.output
+
+
+def test_perturbed_weights_fail_with_exit_1(root, tmp_path):
+    b = copy_bundle(export_bundle(root, "onnx"), tmp_path / "perturbed.udc")
+    assert perturb_onnx_weights(b, "udcformer") > 0
+    res = _run(b, "--n", N, "--json")
+    assert res.exit_code == 1, res.output
+    r = json.loads(res.stdout)
+    assert not r["passed"]
+    assert r["components"]["clip_image"]["passed"]  # untouched components still pass
+    assert not r["components"]["udcformer"]["passed"] and r["components"]["udcformer"]["failures"]
+    assert not r["end_to_end"]["passed"]
+    res = _run(b, "--n", "8")
+    assert res.exit_code == 1 and "FAIL" in res.output
+
+
+def test_cannot_run_here_exits_2(root, tmp_path):
+    res = _run(tmp_path / "missing.udc")
+    assert res.exit_code == 2 and "does not exist" in res.output
+    res = _run(export_bundle(root, "onnx"), "--runtime", "executorch")
+    assert res.exit_code == 2 and "onnxruntime" in res.output
+    res = _run(export_bundle(root, "onnx"), "--data", tmp_path / "nowhere")
+    assert res.exit_code == 2 and "no such directory" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["executorch", "onnx"])
+def test_int8_bundles_pass(root, target):
+    b = export_bundle(root, target, quant="int8", calib_n=32, eval_n=8)
+    res = _run(b, "--n", N, "--json")
+    r = json.loads(res.stdout)
+    assert r["quant"] == "int8" and r["thresholds"]["mode"] == "int8"
+    assert res.exit_code == 0, json.dumps({k: r[k] for k in ("components", "end_to_end")}, indent=1)
