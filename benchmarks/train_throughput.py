@@ -1,7 +1,9 @@
 """Training throughput (images/s) per stage for the tiny and mobile configs on this CPU, with and
 without the frozen-CLIP feature cache. Target: the cache makes mobile stage-2 epochs >= 3x faster.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 6] [--batch 16] [--threads 2]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 6] [--batch 16] [--threads 2] [--ddamfn tiny,paper]
+
+``--ddamfn LIST`` adds DDAMFN rows (one stage, no CLIP cache; ``--configs ""`` for DDAMFN only).
 
 Weights are random (throughput does not depend on them); data: procedural synthetic faces.
 """
@@ -45,13 +47,24 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--configs", default="tiny,mobile")
+    ap.add_argument("--ddamfn", default="", help="DDAMFN configs to measure too, e.g. tiny,paper")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
     rows, speedups = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name in args.configs.split(","):
+        for name in filter(None, args.ddamfn.split(",")):
+            from udc.sdk.ddamfn_config import get_ddamfn_config
+
+            per_class = max(2, (args.steps + 2) * args.batch // 7 + 1)
+            data = generate_dataset(tmp / f"data-ddamfn-{name}", {"train": per_class, "val": 1},
+                                    size=max(64, get_ddamfn_config(name).image_size), progress=False)
+            cfg = TrainConfig(family="ddamfn", model=name, data=str(data), out=str(tmp / f"run-ddamfn-{name}"),
+                              epochs=1, batch_size=args.batch, num_threads=args.threads)
+            ips, setup = measure(cfg, args.steps)
+            rows.append([f"ddamfn-{name}", "-", "-", f"{ips:.1f}", f"{setup:.1f}"])
+        for name in filter(None, args.configs.split(",")):
             mcfg = get_config(name)
             per_class = max(2, (args.steps + 2) * args.batch // 7 + 1)
             data = generate_dataset(tmp / f"data-{name}", {"train": per_class, "val": 1}, size=mcfg.image_size,
@@ -69,9 +82,10 @@ def main() -> None:
                 speedups[(name, stage)] = ips[True] / ips[False]
     print(format_table(["config", "stage", "CLIP cache", "train img/s", "set-up s (incl. caching)"], rows,
                        title=f"training throughput, batch {args.batch}, {args.threads} threads, CPU"))
-    print()
-    print(format_table(["config", "stage", "speed-up from the cache"],
-                       [[n, s, f"{v:.2f}x"] for (n, s), v in speedups.items()]))
+    if speedups:
+        print()
+        print(format_table(["config", "stage", "speed-up from the cache"],
+                           [[n, s, f"{v:.2f}x"] for (n, s), v in speedups.items()]))
 
 
 if __name__ == "__main__":

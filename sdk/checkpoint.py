@@ -1,5 +1,11 @@
 """LRDif checkpoints: one ``.pt`` file with the config, the label encoder, the weights and provenance.
-Written atomically (temp file + rename), so a crash never leaves half a checkpoint behind."""
+Written atomically (temp file + rename), so a crash never leaves half a checkpoint behind.
+
+The same format carries the DDAMFN baseline: the top-level ``"family"`` field says which model
+(``"lrdif"`` | ``"ddamfn"``, see ``sdk/model_registry.py``); files written before the field
+existed have none and load as LRDif. ``"config"`` is the family's config dict
+(``LRDifConfig.to_dict()`` or ``DDAMFNConfig.to_dict()``); ``label_encoder``/``clip_source`` are
+LRDif's (None for DDAMFN). Consumers dispatch with ``checkpoint_family(read_checkpoint(path))``."""
 from __future__ import annotations
 
 import os
@@ -12,6 +18,7 @@ import torch
 from .config import config_from_dict
 from .models.lrdif import LRDif
 from .hashing import file_sha256  # noqa: F401  (re-exported)
+from .model_registry import checkpoint_family, model_family, model_from_payload
 
 FORMAT = "udc-lrdif"
 VERSION = 1
@@ -36,12 +43,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 
 def save_checkpoint(model: LRDif, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (an LRDif or a DDAMFN; the family is stored) with ``extra`` (training info)."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
+        "family": model_family(model),
         "config": model.cfg.to_dict(),
-        "label_encoder": model.label_encoder,
-        "clip_source": model.clip_source,
+        "label_encoder": getattr(model, "label_encoder", None),
+        "clip_source": getattr(model, "clip_source", None),
         "state_dict": model.state_dict(),
         "extra": extra or {},
     }
@@ -64,13 +73,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> LRDif:
+    """The checkpoint's model with its weights: an ``LRDif``, or a ``DDAMFN`` when ``family == "ddamfn"``."""
     payload = read_checkpoint(path)
-    model = LRDif(config_from_dict(payload["config"]), payload["label_encoder"])
+    try:
+        family = checkpoint_family(payload)
+        model = model_from_payload(payload)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: {e}") from e
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit the stored config (missing {missing[:5]}, "
+        raise CheckpointError(f"{path}: weights do not fit the stored {family} config (missing {missing[:5]}, "
                               f"unexpected {unexpected[:5]})")
-    model.clip_source = payload.get("clip_source")
+    if family == "lrdif":
+        model.clip_source = payload.get("clip_source")
     return model.to(map_location)
 
 

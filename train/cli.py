@@ -1,4 +1,4 @@
-"""``udc-train`` (stage1 | stage2 | ablations) and ``udc-eval``."""
+"""``udc-train`` (stage1 | stage2 | ablations | ddamfn) and ``udc-eval`` (images or ``--video`` clips)."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,9 @@ def _common(f):
     opts = [
         click.option("--data", help="Dataset root: RAF-DB, FERPlus, KDEF, AffectNet or folder-per-class (auto-detected)."),
         click.option("--format", "data_format", default=None, help="Force the dataset format instead of detecting it."),
-        click.option("--model", default=None, help="Model config: tiny | mobile | paper (stage 1; stage 2 takes the stage-1 one)."),
+        click.option("--model", default=None,
+                     help="Model config. LRDif: tiny | mobile | paper (stage 1; stage 2 takes the stage-1 one); "
+                          "ddamfn: tiny (32 px) | paper (112 px, 4.1 M params). Default tiny."),
         click.option("--out", default=None, help="Run directory (checkpoints last.pt/best.pt, metrics.csv/json)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="JSON or TOML file of training options (CLI options override it)."),
@@ -30,7 +32,9 @@ def _common(f):
         click.option("--seed", type=int, default=None, help="Seed of data order, augmentation and noise."),
         click.option("--device", default=None, help="auto | cpu | cuda."),
         click.option("--resume", is_flag=True, help="Continue OUT/last.pt (from the step it was saved at)."),
-        click.option("--no-cache", is_flag=True, help="Do not cache frozen CLIP features (re-run the tower every step)."),
+        click.option("--ial", is_flag=True,
+                     help="Add the intensity-aware loss (seed 002): L = L_CE + 0.1 * L_IA (weight: --ial-weight)."),
+        click.option("--ial-weight", type=float, default=None, help="lambda of the IAL term (implies --ial; default 0.1)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for o in reversed(opts):
@@ -38,19 +42,45 @@ def _common(f):
     return f
 
 
-def _make_config(stage: int, kw: dict) -> TrainConfig:
-    cfg = TrainConfig.load(kw["config_file"]) if kw.get("config_file") else TrainConfig()
+def _lrdif(f):
+    """Options only LRDif's verbs have."""
+    opts = [
+        click.option("--no-cache", is_flag=True, help="Do not cache frozen CLIP features (re-run the tower every step)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _make_config(stage: int, kw: dict, family: str = "lrdif") -> TrainConfig:
+    try:
+        cfg = TrainConfig.load(kw["config_file"]) if kw.get("config_file") else TrainConfig()
+    except (ValueError, OSError) as e:
+        raise click.ClickException(f"--config {kw['config_file']}: {e}") from None
+    cfg.family = family
     cfg.stage = stage
     for key in ("data", "data_format", "model", "out", "epochs", "batch_size", "lr", "seed", "device",
-                "stage1", "variant", "steps", "clip"):
+                "stage1", "variant", "steps", "clip", "heads", "att_weight", "att_form", "gca_reduction"):
         if kw.get(key) is not None:
             setattr(cfg, key, kw[key])
+    if kw.get("gca_stages") is not None:
+        try:
+            cfg.gca_stages = tuple(int(v) for v in kw["gca_stages"].split(",") if v.strip())
+        except ValueError:
+            raise click.ClickException(f"--gca-stages {kw['gca_stages']!r}: expected stage numbers like 1,2") from None
+    if kw.get("ial_weight") is not None:
+        cfg.ial_weight = kw["ial_weight"]
+    elif kw.get("ial"):
+        cfg.ial_weight = 0.1
     if kw.get("no_cache"):
         cfg.feature_cache = False
     if kw.get("overrides"):
-        cfg = cfg.override(list(kw["overrides"]))
+        try:
+            cfg = cfg.override(list(kw["overrides"]))
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     if cfg.out == TrainConfig.out:
-        cfg.out = f"runs/lrdif-stage{stage}"
+        cfg.out = f"runs/ddamfn-{cfg.model}" if family == "ddamfn" else f"runs/lrdif-stage{stage}"
     return cfg
 
 
@@ -62,7 +92,17 @@ def _run(cfg: TrainConfig, resume: bool, quiet: bool) -> dict:
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     result = trainer.fit()
-    if trainer.rank == 0:
+    if trainer.rank == 0 and cfg.family == "ddamfn":
+        h = result["history"][-1] if result["history"] else {}
+        m = trainer.mcfg
+        click.echo(format_table(
+            ["family", "model", "px", "heads", "GCA stages", "IAL lambda", "epochs", "train acc %",
+             "best val acc %", "checkpoint"],
+            [["ddamfn", m.name, m.image_size, m.num_heads, ",".join(map(str, m.gca_stages)) or "-",
+              f"{cfg.ial_weight:g}" if cfg.ial_weight else "off", len(result["history"]),
+              f"{100 * h.get('train_acc', float('nan')):.1f}", f"{100 * result['best_val_accuracy']:.1f}",
+              result["best"]]]))
+    elif trainer.rank == 0:
         h = result["history"][-1] if result["history"] else {}
         click.echo(format_table(
             ["stage", "model", "variant", "T", "epochs", "train acc %", "best val acc %", "checkpoint"],
@@ -74,7 +114,8 @@ def _run(cfg: TrainConfig, resume: bool, quiet: bool) -> dict:
 
 @click.group(context_settings=CTX)
 def main() -> None:
-    """Train LRDif: `stage1` (labels in), then `stage2` (label-free diffusion), or the paper's `ablations`.
+    """Train LRDif: `stage1` (labels in), then `stage2` (label-free diffusion), or the paper's `ablations`;
+    or the lightweight DDAMFN baseline: `ddamfn` (one stage). `--ial` adds the intensity-aware loss to any verb.
 
     Runs on CUDA when present, else CPU; under `torchrun --nproc_per_node N udc-train ...` it trains
     with DDP (gloo on CPU, NCCL on GPU) and the same global batch.
@@ -83,6 +124,7 @@ def main() -> None:
 
 @main.command()
 @_common
+@_lrdif
 @click.option("--clip", type=click.Path(exists=True), help="CLIP checkpoint (HF directory or OpenAI state dict).")
 def stage1(**kw):
     """Stage 1: Z = FPEN_S1(E_L(y), E_I(x)) guides UDCformer; cross-entropy (eq. 13)."""
@@ -91,6 +133,7 @@ def stage1(**kw):
 
 @main.command()
 @_common
+@_lrdif
 @click.option("--stage1", required=True, type=click.Path(exists=True, dir_okay=False), help="The stage-1 checkpoint (best.pt).")
 @click.option("--variant", type=click.Choice(VARIANTS), default=None,
               help="Ablation (paper Table 5): V1 no diffusion, V2 L_ce only, V3 noise in the reverse steps, V4 full (default).")
@@ -102,6 +145,7 @@ def stage2(**kw):
 
 @main.command()
 @_common
+@_lrdif
 @click.option("--stage1", required=True, type=click.Path(exists=True, dir_okay=False), help="The stage-1 checkpoint.")
 @click.option("--steps-list", default="1,2,4,8,16", show_default=True, help="T values of the iteration study (Fig. 6).")
 def ablations(**kw):
@@ -122,6 +166,26 @@ def ablations(**kw):
     (root / "ablations.json").write_text(json.dumps([{"variant": v, "T": t, "val_acc": a} for v, t, a in results], indent=2))
 
 
+@main.command()
+@_common
+@click.option("--heads", type=click.IntRange(0), default=None, help="DDA attention heads (paper: 2; 0 = plain MFN).")
+@click.option("--att-weight", type=float, default=None, help="lambda_a of the attention loss (paper: 0.1).")
+@click.option("--att-form", type=click.Choice(["paper", "official"]), default=None,
+              help="Attention loss: the seed's formula (paper, default) or the public code's (official, 2x per pair).")
+@click.option("--gca-stages", default=None, metavar="LIST",
+              help="Put GCA blocks (seed 002) on these MFN stages, e.g. 1,2 (paper stages 0-2; tiny needs "
+                   "--gca-reduction <= its widths, e.g. --gca-stages 1,2 --gca-reduction 4).")
+@click.option("--gca-reduction", type=click.IntRange(1), default=None, help="GCA bottleneck reduction r (default 16).")
+def ddamfn(**kw):
+    """DDAMFN baseline (seed 003): MFN + dual-direction attention heads; L = CE + 0.1 L_att (+ 0.1 L_IA with --ial).
+
+    Same data, aligned crops (at the config's size: 32 tiny, 112 paper), augmentation, on-the-fly UDC
+    (--set udc_prob=0.5), optimiser/schedule, checkpoints (family "ddamfn"), --resume, metrics and DDP
+    as the LRDif stages. Evaluate with `udc-eval OUT/best.pt --data DIR`.
+    """
+    _run(_make_config(1, kw, family="ddamfn"), kw["resume"], kw["quiet"])
+
+
 def _stage1_steps(path: str) -> int:
     from udc.sdk.checkpoint import read_checkpoint
 
@@ -130,49 +194,98 @@ def _stage1_steps(path: str) -> int:
 
 @click.command(context_settings=CTX)
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", required=True, help="Dataset root (any format the loaders read).")
-@click.option("--format", "data_format", default="auto", show_default=True)
+@click.option("--data", required=True,
+              help="Dataset root: any image format the loaders read, or with --video ROOT/<split>/<class>/<clip>/.")
+@click.option("--format", "data_format", default="auto", show_default=True, help="Image dataset format (not --video).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (train | val | test).")
 @click.option("--stage", type=click.IntRange(1, 2), default=2, show_default=True,
-              help="1: with the true labels (the stage-1 upper bound); 2: label-free inference.")
+              help="LRDif only. 1: with the true labels (the stage-1 upper bound); 2: label-free inference.")
+@click.option("--video", is_flag=True,
+              help="Clip mode: one prediction per clip (folder of frames or video file) from U x V sampled frames.")
+@click.option("--preset", type=click.Choice(["ferv39k", "dfew"]), default=None,
+              help="Clip sampling of seed 002: ferv39k = 8 segments x 2 frames (default), dfew = 16 x 1.")
+@click.option("--segments", type=click.IntRange(1), default=None, help="U: segments per clip (--video).")
+@click.option("--frames-per-segment", type=click.IntRange(1), default=None, help="V: frames per segment (--video).")
+@click.option("--aggregate", type=click.Choice(["mean_prob", "mean_logit"]), default="mean_prob", show_default=True,
+              help="How the frames' scores make the clip's (--video).")
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the evaluation noise (stage 2).")
-def eval_main(checkpoint, data, data_format, split, stage, confusion_png, as_json, seed):
-    """Accuracy, UAR and the per-class table of CHECKPOINT on a dataset split."""
+@click.option("--seed", default=0, show_default=True, help="Seed of the evaluation noise (LRDif stage 2).")
+def eval_main(checkpoint, data, data_format, split, stage, video, preset, segments, frames_per_segment, aggregate,
+              confusion_png, as_json, seed):
+    """WAR (= accuracy), UAR and the per-class table of CHECKPOINT (LRDif or DDAMFN) on a dataset split.
+
+    The model family is read from the checkpoint. With --video, every clip is scored once: the
+    eval-mode U x V frames of seed 002 (udc.sdk.video) are aligned, scored, and their class
+    probabilities averaged.
+    """
     import torch
 
     from udc.sdk.checkpoint import CheckpointError, load_checkpoint
+    from udc.sdk.model_registry import model_family
+    from udc.sdk.video import CLIP_PRESETS
 
     from .data import prepare_crops
     from .datasets import DatasetError, open_dataset
     from .datasets.landmark_cache import ensure_landmarks
     from .metrics import save_confusion_png
-    from .trainer import evaluate_crops
+    from .trainer import crop_logits, evaluate_crops
 
     try:
         model = load_checkpoint(checkpoint)
-        index = open_dataset(data, data_format)
-    except (CheckpointError, DatasetError) as e:
+    except CheckpointError as e:
         raise click.ClickException(str(e)) from None
-    records = index.split(split)
-    if not records:
-        raise click.ClickException(f"{data} has no '{split}' split (splits: {sorted({r.split for r in index.records})})")
-    crops = prepare_crops(records, ensure_landmarks(index, progress=not as_json), model.cfg.image_size)
+    family = model_family(model)
+    stage_txt = "-" if family == "ddamfn" else str(stage)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    m = evaluate_crops(model.to(device), crops, stage, seed, device)
+    model = model.to(device)
+    info: dict = {}
+    if video:
+        from .video_eval import clip_metrics, index_clips, prepare_clip_frames
+
+        sampling = CLIP_PRESETS[preset or "ferv39k"]
+        u = segments or sampling.segments
+        v = frames_per_segment or sampling.frames_per_segment
+        try:
+            clips = index_clips(data, split)
+        except DatasetError as e:
+            raise click.ClickException(str(e)) from None
+        frames = prepare_clip_frames(data, clips, model.cfg.image_size, u, v, progress=not as_json)
+        if not frames.clips:
+            raise click.ClickException(f"{data}/{split}: no face found in any sampled frame of {len(clips)} clips")
+        m = clip_metrics(crop_logits(model, frames.crops, stage, seed, device), frames, model.cfg.labels, aggregate)
+        name, skipped = Path(data).name, frames.skipped_clips
+        info = {"clips": len(clips), "segments": u, "frames_per_segment": v, "aggregate": aggregate,
+                "frames_scored": len(frames.crops), "frames_without_face": frames.dropped_frames}
+        unit = "clips"
+    else:
+        try:
+            index = open_dataset(data, data_format)
+        except DatasetError as e:
+            raise click.ClickException(str(e)) from None
+        records = index.split(split)
+        if not records:
+            raise click.ClickException(f"{data} has no '{split}' split (splits: {sorted({r.split for r in index.records})})")
+        crops = prepare_crops(records, ensure_landmarks(index, progress=not as_json), model.cfg.image_size)
+        m = evaluate_crops(model, crops, stage, seed, device)
+        name, skipped, unit = index.name, crops.skipped, "images"
+    what = f"{family} {model.cfg.name}" + (f", stage {stage}" if family == "lrdif" else "")
     if confusion_png:
-        save_confusion_png(m, confusion_png, f"{Path(checkpoint).name} on {index.name}/{split}, stage {stage}: "
-                                             f"acc {100 * m.accuracy:.1f}%, UAR {100 * m.uar:.1f}%")
+        save_confusion_png(m, confusion_png, f"{Path(checkpoint).name} ({what}) on {name}/{split}: "
+                                             f"WAR {100 * m.war:.1f}%, UAR {100 * m.uar:.1f}%")
     if as_json:
-        click.echo(json.dumps({"checkpoint": checkpoint, "data": data, "split": split, "stage": stage,
-                               "skipped_no_face": crops.skipped, **m.to_dict()}, indent=2))
+        click.echo(json.dumps({"checkpoint": checkpoint, "family": family, "model": model.cfg.name, "data": data,
+                               "split": split, "stage": None if family == "ddamfn" else stage, "unit": unit,
+                               "war": m.war, "skipped_no_face": skipped, **info, **m.to_dict()}, indent=2))
         return
-    click.echo(format_table(["class", "n", "recall %", "precision %"], m.per_class_rows(),
-                            title=f"{index.name}/{split}, stage {stage} ({'with labels' if stage == 1 else 'label-free'})"))
+    mode = "label-free" if family == "ddamfn" or stage == 2 else "with labels"
+    title = f"{name}/{split}, {what} ({mode})" + (f", clips: {info['segments']}x{info['frames_per_segment']} frames, "
+                                                  f"{aggregate}" if video else "")
+    click.echo(format_table(["class", "n", "recall %", "precision %"], m.per_class_rows(), title=title))
     click.echo()
-    click.echo(format_table(["n", "accuracy (WAR) %", "UAR %", "no face"],
-                            [[m.n, f"{100 * m.accuracy:.2f}", f"{100 * m.uar:.2f}", crops.skipped]]))
+    click.echo(format_table(["family", "model", "stage", "unit", "n", "WAR (accuracy) %", "UAR %", "no face"],
+                            [[family, model.cfg.name, stage_txt, unit, m.n, f"{100 * m.war:.2f}",
+                              f"{100 * m.uar:.2f}", skipped]]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,8 +17,9 @@ VARIANTS = ("V1", "V2", "V3", "V4")  # paper Table 5: V1 no diffusion, V2 L_ce o
 @dataclass
 class TrainConfig:
     # what
+    family: str = "lrdif"  # lrdif | ddamfn (udc.sdk.model_registry)
     stage: int = 1
-    model: str = "tiny"  # tiny | mobile | paper (udc.sdk.config)
+    model: str = "tiny"  # lrdif: tiny | mobile | paper (udc.sdk.config); ddamfn: tiny | paper (udc.sdk.ddamfn_config)
     data: str = ""  # dataset root (any format udc.train.datasets reads)
     data_format: str = "auto"
     out: str = "runs/lrdif"
@@ -45,6 +46,14 @@ class TrainConfig:
     # tower carries no expression information for FPEN-S2 to read); "no": always frozen (the paper,
     # with real CLIP weights); "yes": always trained in stage 2
     train_clip: str = "auto"
+    # intensity-aware loss (seed 002), either family: L = L_CE + ial_weight * L_IA (0 = off; --ial: 0.1)
+    ial_weight: float = 0.0
+    # DDAMFN (family ddamfn): L = L_cls + att_weight * L_att (+ ial_weight * L_IA)
+    heads: int = 2  # DDA attention heads
+    att_weight: float = 0.1
+    att_form: str = "paper"  # paper | official (udc.sdk.losses_fer.attention_loss)
+    gca_stages: tuple[int, ...] = ()  # GCA blocks on these MFN stages (0-based), e.g. (1, 2)
+    gca_reduction: int = 16
     # augmentation
     flip: bool = True
     rotate_deg: float = 10.0
@@ -63,6 +72,23 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         problems = []
+        if self.family not in ("lrdif", "ddamfn"):
+            problems.append("family must be lrdif or ddamfn")
+        if self.family == "ddamfn":
+            from udc.sdk.ddamfn_config import DDAMFN_CONFIGS
+
+            if self.model not in DDAMFN_CONFIGS:
+                problems.append(f"ddamfn model must be one of {', '.join(DDAMFN_CONFIGS)} (got {self.model!r})")
+            if self.stage != 1:
+                problems.append("ddamfn trains in one stage (stage must be 1)")
+            if self.heads < 0 or self.att_weight < 0:
+                problems.append("heads and att_weight must be >= 0")
+            if self.att_form not in ("paper", "official"):
+                problems.append("att_form must be paper or official")
+        elif self.gca_stages:
+            problems.append("gca_stages is a ddamfn option")
+        if self.ial_weight < 0:
+            problems.append("ial_weight must be >= 0")
         if self.stage not in (1, 2):
             problems.append("stage must be 1 or 2")
         if self.variant not in VARIANTS:

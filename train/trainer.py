@@ -7,6 +7,10 @@ sample's augmentation, UDC degradation and diffusion noise are drawn from genera
 ``(seed, epoch, sample index)``. A resumed run (``--resume``, from an epoch end or a mid-epoch
 ``save_every`` checkpoint) and a DDP run with the same global batch therefore compute what the
 uninterrupted single-process run computes.
+
+The same loop trains the DDAMFN baseline (``cfg.family == "ddamfn"``, ``train/ddamfn.py``): only the
+model and the step module differ (``StageStep`` vs ``DDAMFNStep``, both return loss, logits, CE).
+``cfg.ial_weight > 0`` adds the intensity-aware loss ``ial_weight * L_IA`` to either family's loss.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from udc.sdk.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from udc.sdk.config import get_config
 from udc.sdk.face_pipeline import to_model_input
 from udc.sdk.losses import ce_loss, epr_kl_loss
+from udc.sdk.losses_fer import intensity_aware_loss
+from udc.sdk.models.ddamfn import DDAMFN
 from udc.sdk.models.lrdif import LRDif, build_model
 
 from .config import TrainConfig
@@ -50,12 +56,17 @@ class StageStep(nn.Module):
     """One training forward as a module (what DDP wraps): returns loss, logits, ce, kl.
 
     ``clip_in`` is either cached/frozen CLIP features ``[B, D]`` or, when the tower is trained,
-    the images ``[B, 3, S, S]`` it encodes here (so DDP sees its parameters used)."""
+    the images ``[B, 3, S, S]`` it encodes here (so DDP sees its parameters used).
+    ``ial_weight > 0`` adds ``ial_weight * L_IA`` (intensity-aware loss) to eq. 13 (stage 1) and eq. 18 (stage 2)."""
 
-    def __init__(self, model: LRDif, stage: int, variant: str, kl_weight: float):
+    def __init__(self, model: LRDif, stage: int, variant: str, kl_weight: float, ial_weight: float = 0.0):
         super().__init__()
         self.model, self.stage, self.variant = model, stage, variant
         self.kl_weight = 0.0 if variant == "V2" else kl_weight
+        self.ial_weight = ial_weight
+
+    def _ial(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return loss + self.ial_weight * intensity_aware_loss(logits, labels) if self.ial_weight else loss
 
     def forward(self, clip_in, image, landmarks, labels, noise, step_noise, label_mask=None):
         m = self.model
@@ -64,13 +75,13 @@ class StageStep(nn.Module):
             z = m.epr_stage1(f_img, labels, label_mask)
             logits = m.udcformer(image, landmarks, z)
             ce = ce_loss(logits, labels)
-            return ce, logits, ce.detach(), torch.zeros(())
+            return self._ial(ce, logits, labels), logits, ce.detach(), torch.zeros(())
         with torch.no_grad():
             z1 = m.epr_stage1(f_img, labels)  # frozen FPEN-S1: the target EPR
         z2 = m.epr_stage2(f_img, noise, z_s1=z1, step_noise=step_noise, use_diffusion=self.variant != "V1")
         logits = m.udcformer(image, landmarks, z2)
         ce, kl = ce_loss(logits, labels), epr_kl_loss(z1, z2)
-        return ce + self.kl_weight * kl, logits, ce.detach(), kl.detach()
+        return self._ial(ce + self.kl_weight * kl, logits, labels), logits, ce.detach(), kl.detach()
 
 
 def _dist_info() -> tuple[int, int]:
@@ -91,6 +102,7 @@ def setup_distributed(device: torch.device) -> tuple[int, int]:
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print):
         self.cfg = cfg.validate()
+        self.family = cfg.family
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         if cfg.device == "auto":
@@ -117,8 +129,16 @@ class Trainer:
             self._resume()
 
     # ------------------------------------------------------------------ setup
-    def _build_model(self) -> LRDif:
+    def _build_model(self) -> LRDif | DDAMFN:
         cfg = self.cfg
+        if self.family == "ddamfn":
+            from .ddamfn import build_ddamfn
+
+            self.train_clip = False
+            model = build_ddamfn(cfg)
+            if self.world > 1 and self.device.type == "cuda":  # BN statistics over the global batch
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            return model
         if cfg.stage == 1:
             mcfg = get_config(cfg.model)
             if cfg.steps:
@@ -174,7 +194,7 @@ class Trainer:
         if self.train_clip:
             self.log("CLIP image tower has no pretrained weights: training it in stage 2 (train_clip=auto); "
                      "the feature cache is off")
-        elif cfg.feature_cache:
+        elif cfg.feature_cache and self.family == "lrdif":
             root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / "clip_cache"
             self.cache = FeatureCache(root, module_hash(self.model.clip_image))
             t0 = time.perf_counter()
@@ -220,7 +240,12 @@ class Trainer:
             return warm
 
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, factor)
-        step = StageStep(self.model, cfg.stage, cfg.variant, cfg.kl_weight)
+        if self.family == "ddamfn":
+            from .ddamfn import DDAMFNStep
+
+            step = DDAMFNStep(self.model, cfg.att_weight, cfg.ial_weight, cfg.att_form)
+        else:
+            step = StageStep(self.model, cfg.stage, cfg.variant, cfg.kl_weight, cfg.ial_weight)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -237,8 +262,10 @@ class Trainer:
     def _save(self, name: str, with_state: bool = True) -> None:
         if self.rank:
             return
-        extra = {"stage": self.cfg.stage, "variant": self.cfg.variant, "best_val_accuracy": self.best,
-                 "val_split": self.val_split}
+        extra = {"family": self.family, "stage": self.cfg.stage, "variant": self.cfg.variant,
+                 "best_val_accuracy": self.best, "val_split": self.val_split, "ial_weight": self.cfg.ial_weight}
+        if self.family == "ddamfn":
+            extra.update(att_weight=self.cfg.att_weight, att_form=self.cfg.att_form)
         if with_state:
             extra["train_state"] = self._train_state()
         save_checkpoint(self.model, self.out / name, extra=extra)
@@ -300,6 +327,28 @@ class Trainer:
             if self.cfg.variant == "V3" else None
         return noise, step_noise
 
+    def _forward(self, batch: dict, epoch: int, labels: torch.Tensor):
+        """The family's training forward: ``(loss, logits, ce)``."""
+        images = self._images(batch, epoch)
+        if self.family == "ddamfn":
+            return self.step_module(images, labels)
+        clip_in = self._clip_features(self.train_crops, batch, images)
+        noise, step_noise = self._noise(batch, epoch)
+        loss, logits, ce, _ = self.step_module(clip_in, images, batch["landmarks"].to(self.device),
+                                               labels, noise, step_noise, self._label_mask(batch, epoch))
+        return loss, logits, ce
+
+    def describe(self) -> str:
+        """One line: what is trained (used in the log and the CLI's summary)."""
+        cfg = self.cfg
+        ial = f", IAL lambda={cfg.ial_weight:g}" if cfg.ial_weight else ""
+        if self.family == "ddamfn":
+            gca = f", GCA on stages {list(self.mcfg.gca_stages)}" if self.mcfg.gca_stages else ""
+            return (f"DDAMFN {self.mcfg.name} ({self.mcfg.image_size}px, {self.mcfg.num_heads} heads, "
+                    f"att_weight={cfg.att_weight:g} ({cfg.att_form}){gca}{ial})")
+        return (f"stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
+                f"T={self.mcfg.diffusion.steps}{ial}")
+
     # ------------------------------------------------------------------ loops
     def train_epoch(self, epoch: int, stop_at_step: int | None = None) -> dict:
         """One epoch from ``self.step_in_epoch``; reaching global step ``stop_at_step`` simulates a kill."""
@@ -312,19 +361,16 @@ class Trainer:
         local = bs // self.world
         sums = self._sums if self.step_in_epoch else torch.zeros(4, dtype=torch.float64)  # loss*n, ce*n, correct, n
         self._sums = sums
-        bar = tqdm(total=len(batches), initial=self.step_in_epoch, desc=f"stage {self.cfg.stage} epoch {epoch + 1}",
+        what = "ddamfn" if self.family == "ddamfn" else f"stage {self.cfg.stage}"
+        bar = tqdm(total=len(batches), initial=self.step_in_epoch, desc=f"{what} epoch {epoch + 1}",
                    unit="step", disable=not self.progress, leave=False)
         for b in range(self.step_in_epoch, len(batches)):
             if stop_at_step is not None and self.global_step >= stop_at_step:
                 raise KeyboardInterrupt(f"stopped at step {self.global_step} (simulated interruption)")
             mine = batches[b][self.rank * local:(self.rank + 1) * local]
             batch = collate([self.train_set[i] for i in mine])
-            images = self._images(batch, epoch)
-            clip_in = self._clip_features(self.train_crops, batch, images)
-            noise, step_noise = self._noise(batch, epoch)
             labels = batch["label"].to(self.device)
-            loss, logits, ce, _ = self.step_module(clip_in, images, batch["landmarks"].to(self.device),
-                                                   labels, noise, step_noise, self._label_mask(batch, epoch))
+            loss, logits, ce = self._forward(batch, epoch, labels)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -355,8 +401,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        self.log(f"stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
-                 f"T={self.mcfg.diffusion.steps}, {cfg.epochs} epochs x {self._steps_per_epoch()} steps of "
+        self.log(f"{self.describe()}, {cfg.epochs} epochs x {self._steps_per_epoch()} steps of "
                  f"{self._batch_size()} on {self.device}" + (f" x {self.world} processes" if self.world > 1 else ""))
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
@@ -392,15 +437,29 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_crops(model: LRDif, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
+def evaluate_crops(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
                    cache: FeatureCache | None = None, use_diffusion: bool = True) -> Metrics:
-    """Stage 1: with the true labels (the upper bound). Stage 2: label-free, fixed per-sample noise."""
+    """Stage 1: with the true labels (the upper bound). Stage 2: label-free, fixed per-sample noise.
+    DDAMFN: the image alone (``stage`` and ``use_diffusion`` do not apply)."""
+    logits = crop_logits(model, crops, stage, seed, device, batch_size, cache, use_diffusion)
+    pred = logits.argmax(1).numpy() if len(logits) else np.zeros(0, int)
+    return Metrics(confusion_matrix(crops.labels, pred, model.cfg.num_classes), model.cfg.labels, pred)
+
+
+@torch.no_grad()
+def crop_logits(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
+                cache: FeatureCache | None = None, use_diffusion: bool = True) -> torch.Tensor:
+    """Logits ``[N, K]`` (CPU) of every crop, as :func:`evaluate_crops` scores them (LRDif noise is keyed
+    by the crop's index, so the same crop set gives the same logits on every call)."""
     model.eval()
     mcfg = model.cfg
-    preds = []
+    out = []
     for s in range(0, len(crops), batch_size):
         idx = list(range(s, min(len(crops), s + batch_size)))
         images = to_model_input(crops.images[idx], mcfg.mean, mcfg.std).to(device)
+        if isinstance(model, DDAMFN):
+            out.append(model(images).float().cpu())
+            continue
         lms = torch.from_numpy(crops.landmarks[idx] / mcfg.image_size).float().to(device)
         if cache is not None:
             f_img = cache.get([crops.hashes[i] for i in idx], [False] * len(idx)).to(device)
@@ -411,6 +470,5 @@ def evaluate_crops(model: LRDif, crops: Crops, stage: int, seed: int, device, ba
         else:
             noise = sample_noise(idx, EVAL_NOISE_EPOCH, seed, (mcfg.fpen.epr_dim,)).to(device)
             z = model.epr_stage2(f_img, noise, use_diffusion=use_diffusion)
-        preds.append(model.udcformer(images, lms, z).argmax(1).cpu())
-    pred = torch.cat(preds).numpy() if preds else np.zeros(0, int)
-    return Metrics(confusion_matrix(crops.labels, pred, mcfg.num_classes), mcfg.labels, pred)
+        out.append(model.udcformer(images, lms, z).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, mcfg.num_classes)
