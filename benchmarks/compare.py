@@ -54,6 +54,24 @@ def export(out: Path, target: str, quant: str, args) -> tuple[Path | None, str |
     return path, None, time.perf_counter() - t0
 
 
+def synthetic_faces(n: int, crop_size: int, seed: int = 0, split: str = "test"):
+    """``n`` procedural synthetic faces (balanced over the 7 expressions), aligned to ``crop_size``."""
+    import numpy as np
+
+    from udc.sdk.face_align import align_face
+    from udc.sdk.parity_data import Faces
+    from udc.train.synthetic.dataset import generate_arrays
+
+    images, _, points = generate_arrays(-(-n // 7), size=crop_size, seed=seed, split=split)
+    crops, lms = [], []
+    for rgb, lm in zip(images[:n], points[:n]):
+        crop, lm_crop, _ = align_face(rgb, lm, crop_size)
+        crops.append(crop)
+        lms.append((lm_crop / crop_size).astype(np.float32))
+    return Faces(np.stack(crops), np.stack(lms), [f"synthetic/{split}/{i:05d}" for i in range(len(crops))],
+                 {"kind": "synthetic", "generator": "udc.train.synthetic", "split": split, "seed": seed})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="mobile", choices=["tiny", "mobile", "paper"])
@@ -80,7 +98,6 @@ def main() -> int:
 
     from udc.sdk.bench import bench_runtime, host_info
     from udc.sdk.bundle import load_bundle
-    from udc.sdk.parity_data import synthetic_faces
     from udc.sdk.parity_run import host_parity
     from udc.sdk.runtimes import TARGET_RUNTIME, runtime_problem
 

@@ -16,7 +16,7 @@ from udc.sdk.config import LRDifConfig
 from udc.sdk.landmarks import ALIGNMENT_POINTS, canonical_landmarks, layout
 
 from .artifact import Artifact
-from .reference import INPUTS, OUTPUT
+from .reference import CHAIN, INPUTS, OUTPUT
 
 TOOLS = ("torch", "executorch", "torchao", "coremltools", "onnx", "onnxscript", "onnxruntime", "numpy", "udc")
 
@@ -43,6 +43,7 @@ def preprocessing(cfg: LRDifConfig) -> dict[str, Any]:
         "channel_order": "RGB",
         "layout": "NCHW",
         "dtype": "float32",
+        "input": "image",  # the app-level input the normalised crop feeds (see wiring: input:image)
         "value_range": [0, 255],
         "scale": 1.0 / 255.0,
         "mean": list(cfg.mean),
@@ -54,6 +55,12 @@ def preprocessing(cfg: LRDifConfig) -> dict[str, Any]:
             "alignment_points": list(ALIGNMENT_POINTS),
             "canonical_landmarks": [[round(float(x), 6), round(float(y), 6)] for x, y in canonical_landmarks().tolist()],
             "canonical_units": "crop units (multiply by crop_size for pixels)",
+            "source_units": "image pixels, continuous: MediaPipe normalized landmark (x * width, y * height)",
+            "sampling": "crop pixel (i, j) takes the bilinear sample (pixel centres at k + 0.5, neighbours clamped "
+                        "at the edge) of the image at (u, v) = M^-1 (i + 0.5, j + 0.5), pixel k covering [k, k + 1); "
+                        "the value truncated to uint8; (u, v) outside [0, width) x [0, height) gets 'fill' (exactly PIL's "
+                        "Image.transform AFFINE BILINEAR)",
+            "fill": [0, 0, 0],
         },
         "landmarks": {
             "input": "landmarks",
@@ -89,6 +96,21 @@ def wiring(names: list[str]) -> dict[str, str]:
             src = produced.get(inp) if comp != "pipeline" else None
             out[f"{comp}.{inp}"] = f"{src}.{inp}" if src and src != comp else f"input:{inp}"
     return out
+
+
+def execution(names: list[str]) -> dict[str, Any]:
+    """How an app runs the bundle: the components in order (inputs from ``wiring``), or the fused one alone."""
+    order = [c for c in CHAIN if c in names]
+    return {
+        "order": order,
+        "fused": "pipeline" if "pipeline" in names else None,
+        "result": OUTPUT[order[-1]] if order else OUTPUT["pipeline"],  # (a partial bundle may hold the pipeline only)
+        "activation": "softmax",
+        "description": "run the components of 'order' one after the other, every input taken from 'wiring' "
+                       "(input:<name> = the app's tensor, <component>.<output> = an earlier output); or run "
+                       "'fused' alone with the same app inputs. Class probabilities = softmax(result), in the "
+                       "order of 'labels'.",
+    }
 
 
 def model_section(model, random_init: bool) -> dict[str, Any]:
@@ -127,6 +149,7 @@ def build_manifest(*, name: str, target: str, backend: str, quant: str, model, r
         "quant": quant,
         "components": components,
         "wiring": wiring(list(components)),
+        "execution": execution(list(components)),
         "quantization": quantization,
         "preprocessing": preprocessing(model.cfg),
         "labels": list(model.cfg.labels),

@@ -3,6 +3,7 @@
     udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face.udc
     udc-export lrdif.pt --target coreml --quant int4-palettize -o face-ios.udc
     udc-export --config tiny --target onnx -o tiny.udc          # fresh random-init model, says so
+    udc-export lrdif.pt --target onnx --components fpen_s2 -o x.udc   # a partial bundle (debugging, tests)
 
 Prints the delegation report (ExecuTorch) and a summary table; exit code 1 when the bundle's
 parity is below the thresholds of its quant mode (the bundle is still written, the manifest says
@@ -10,12 +11,15 @@ what failed), 2 for a usage error, 1 for any other error (one line, nothing left
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import click
 
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+# torchao registers an Enum as a pytree constant and torch logs a deprecation line for it on import: noise
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 from udc.sdk.config import CONFIGS  # noqa: E402
 
@@ -26,7 +30,19 @@ def _fail_usage(msg: str) -> None:
     raise click.UsageError(msg)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+_EPILOG = """\b
+Examples:
+  udc-export runs/demo/stage2/best.pt --target executorch -o face-android.udc
+  udc-export runs/demo/stage2/best.pt --target coreml -o face-ios.udc
+  udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face-int8.udc
+  udc-export --config tiny --target onnx --fuse -o tiny.udc    (no checkpoint: fresh random init)
+\b
+Prints the delegation report (ExecuTorch) and a summary table. Exit code 0: bundle written and its
+parity meets the quant mode's thresholds; 1: written but parity below them (see manifest.json
+'parity'), or an error (one line, nothing left on disk); 2: a usage error."""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
 @click.option("--target", required=True, type=click.Choice(TARGETS), help="Bundle format: .pte, .mlpackage or .onnx.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None,
@@ -41,13 +57,17 @@ def _fail_usage(msg: str) -> None:
 @click.option("--eval-n", type=click.IntRange(min=1), default=224, show_default=True,
               help="Held-out faces for the parity report.")
 @click.option("--fuse", is_flag=True, help="Also export the four components fused as one 'pipeline' program.")
+@click.option("--components", "components", default=None, metavar="NAME,NAME",
+              help="Export only these components (clip_image, fpen_s2, denoiser, udcformer, pipeline), for debugging "
+                   "and tests: the bundle is marked partial and apps refuse it.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Bundle directory to write: NAME.udc")
 @click.option("--config", "config_name", type=click.Choice(list(CONFIGS)), default=None,
               help="With no CHECKPOINT: export a fresh random-init model of this size.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init, faces and noise.")
 @click.option("--threads", default=2, show_default=True, help="CPU threads for the host runtimes (parity runs).")
-def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, force, output, config_name, seed, threads):
+def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, components, force, output, config_name, seed,
+         threads):
     """Export CHECKPOINT (a udc LRDif checkpoint) as a NAME.udc bundle: clip_image, fpen_s2, denoiser (all T
     steps unrolled, the noise an input) and udcformer, with manifest.json and a parity report."""
     import warnings
@@ -68,6 +88,14 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, force
         resolve(target, backend, quant)
     except ExportOptionError as e:
         _fail_usage(str(e))
+    names = None
+    if components is not None:
+        names = tuple(dict.fromkeys(c.strip() for c in components.split(",") if c.strip()))
+        known = ("clip_image", "fpen_s2", "denoiser", "udcformer", "pipeline")
+        bad = [c for c in names if c not in known]
+        if bad or not names:
+            _fail_usage(f"--components {components!r}: unknown component {', '.join(bad) or '(none given)'}; "
+                        f"choose from {', '.join(known)}")
     if calib is not None and not os.path.exists(calib):
         raise click.ClickException(f"calibration data {calib} does not exist: pass --calib DIR with a face dataset "
                                    "(RAF-DB, FERPlus, KDEF, AffectNet or class folders), or omit --calib for "
@@ -77,7 +105,7 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, force
 
     req = ExportRequest(output=output, target=target, checkpoint=checkpoint, config=config_name, backend=backend,
                         quant=quant, calib=calib, calib_n=calib_n, eval_n=eval_n, fuse=fuse, force=force, seed=seed,
-                        threads=threads)
+                        threads=threads, components=names)
     try:
         result = run_export(req, log=click.echo)
     except ExportOptionError as e:

@@ -29,7 +29,8 @@ from . import bundle_writer, fp16
 from .artifact import Artifact
 from .calibration import calibration_sets
 from .options import resolve
-from .reference import CHAIN, ReferenceIO, downstream_logits, per_sample, reference_io
+from .quantize import selection_thresholds
+from .reference import CHAIN, OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
 
 LOGITS = ("udcformer", "pipeline")
 
@@ -50,6 +51,8 @@ class ExportRequest:
     seed: int = 0
     threads: int = 2
     bundled_cases: int = 2
+    #: export only these components (debugging, tests): the bundle is marked ``partial`` and apps refuse it
+    components: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -156,14 +159,32 @@ def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measu
     return out
 
 
-def _chain(artifacts: dict[str, Artifact], ref: ReferenceIO) -> torch.Tensor:
+def _chain(artifacts: dict[str, Artifact], ref: ReferenceIO, model) -> torch.Tensor:
+    """The exported components run one after the other on every face; a component a partial bundle lacks
+    is the float reference (its reference output, or recomputed from the exported upstream output)."""
     t = dict(ref.tensors)
+    if "pipeline" in artifacts and not any(n in artifacts for n in CHAIN):
+        return per_sample(artifacts["pipeline"].runner, ref, "pipeline")
+    changed = False
     for name in CHAIN:
-        a = artifacts[name]
-        t_out = per_sample(a.runner, ref, name, inputs=t)
-        t = {**t, {"clip_image": "image_features", "fpen_s2": "condition", "denoiser": "epr",
-                   "udcformer": "logits"}[name]: t_out}
+        a = artifacts.get(name)
+        if a is not None:
+            t[OUTPUT[name]] = per_sample(a.runner, ref, name, inputs=t)
+            changed = True
+        elif changed:
+            t[OUTPUT[name]] = _float_component(model, name, t)
     return t["logits"]
+
+
+@torch.no_grad()
+def _float_component(model, name: str, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    if name == "clip_image":
+        return model.clip_image(t["image"])
+    if name == "fpen_s2":
+        return model.fpen_s2(t["image_features"])
+    if name == "denoiser":
+        return model.diffusion(t["condition"], t["noise"])
+    return model.udcformer(t["image"], t["landmarks"], t["epr"])
 
 
 def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode: str, precision_checks: dict,
@@ -181,9 +202,13 @@ def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode:
                                         else "torch float32 (component computes in float32)", a.skip_reason)
         else:
             comps[name] = _parity_entry(None, mode, logits, None, a.skip_reason)
-    if all(artifacts[n].runner is not None for n in CHAIN):
-        e2e = _parity_entry(compare(ref.tensors["logits"], _chain(artifacts, ref), logits=True), mode, True,
-                            "the four exported components chained on this host")
+    chained = [n for n in CHAIN if n in artifacts] or [n for n in artifacts]
+    if all(artifacts[n].runner is not None for n in chained):
+        missing = [n for n in CHAIN if n not in artifacts]
+        how = ("the four exported components chained on this host" if not missing else
+               f"the exported {', '.join(chained)} chained on this host, the float reference for "
+               f"{', '.join(missing)} (partial bundle)")
+        e2e = _parity_entry(compare(ref.tensors["logits"], _chain(artifacts, ref, model), logits=True), mode, True, how)
     else:
         weights = quant if quant in ("int8-weight", "int4-palettize") else None
         res = fp16.check(Pipeline(model), ref.inputs("pipeline"), ref.tensors["logits"], weights=weights, logits=True)
@@ -213,7 +238,9 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     writer = BundleWriter(out, force=req.force)  # refuses an existing bundle before any work
     model, source, random_init, note = load_model(req)
     log(f"model: {note}")
-    comps = on_device_components(model, fuse=req.fuse)
+    comps = on_device_components(model, fuse=req.fuse or bool(req.components and "pipeline" in req.components))
+    if req.components:
+        comps = [c for c in comps if c.name in req.components]
     coreml_eps = {}
     if req.target == "coreml":  # an op Core ML cannot convert fails now, before any other work
         from .coreml_export import prepare
@@ -270,6 +297,11 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
             "mode": quant,
             "scheme": _scheme(req.target, backend, quant),
             "calibration": calib_set.describe() if quant == "int8" else None,
+            "selection": ({"rule": "per component, the first recipe (most int8 first: all-int8, gemm-int8, "
+                                   "gemm-int8-ends-float, then the K most sensitive layers float) whose output, with "
+                                   "only that component int8, meets a quarter of the int8 error budget on the "
+                                   "calibration faces", "thresholds": selection_thresholds("int8")}
+                          if quant == "int8" else None),
             "float_kept": {n: a.quantization.get("float_kept", []) for n, a in artifacts.items()
                            if a.quantization.get("float_kept") is not None},
             "decision": {n: {"recipe": a.quantization.get("recipe"), "decision": a.quantization.get("decision")}
@@ -283,6 +315,12 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
         manifest = bundle_writer.build_manifest(
             name=out.stem, target=req.target, backend=backend, quant=quant, model=model, random_init=random_init,
             source=source, components=entries, quantization=qsection, parity=parity)
+        if req.components:
+            manifest["partial"] = {
+                "components": [c.name for c in comps],
+                "reason": "exported with --components (debugging / tests): not every on-device component is in "
+                          "this bundle, apps must refuse it",
+            }
         path = writer.commit(manifest)
     seconds["total"] = time.perf_counter() - t_all
     return ExportResult(path, manifest, list(artifacts.values()), seconds)

@@ -25,7 +25,8 @@ int8:
 Each candidate is calibrated and then scored on the calibration faces against the float
 reference: the component's own output (cosine) and the end-to-end logits with only this
 component quantized (top-1 agreement, cosine). The first candidate meeting the int8 thresholds
-of :data:`udc.sdk.parity.THRESHOLDS` wins; if none does, the best end-to-end one is kept and the
+of :data:`udc.sdk.parity.THRESHOLDS`, split over the four chained components
+(:func:`selection_thresholds`: a quarter of the allowed loss each), wins; if none does, the best end-to-end one is kept and the
 parity report says it fails. The numbers of every candidate, and the sensitivity ranking, go into
 the manifest.
 """
@@ -252,18 +253,31 @@ class Candidate:
     failures: list[str]
 
 
+#: Components chained on the phone; each gets an equal share of the end-to-end error budget.
+CHAINED = 4
+
+
+def selection_thresholds(quant: str = "int8", chained: int = CHAINED) -> dict[str, float]:
+    """What one component's candidate must meet (on the calibration faces, only that component quantized) so
+    that the four chained int8 components still meet :data:`THRESHOLDS`: a ``1/chained`` share of the
+    allowed cosine loss and top-1 flips each (int8: cosine >= 0.9975, top-1 >= 99.25 %). Measured: with the
+    plain thresholds per component, ONNX all-int8 components that each passed chained to 97.0 %."""
+    t = THRESHOLDS[quant]
+    return {"cosine": 1.0 - (1.0 - t["cosine"]) / chained, "top1": 1.0 - (1.0 - t["top1"]) / chained}
+
+
 def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware: bool = False
                      ) -> tuple[bool, list[str]]:
-    t = THRESHOLDS[quant]
+    t = selection_thresholds(quant)
     fails = []
     comp, e2e = metrics["component"], metrics["end_to_end"]
     if comp["cosine"] < t["cosine"]:
-        fails.append(f"component cosine {comp['cosine']:.5f} < {t['cosine']}")
+        fails.append(f"component cosine {comp['cosine']:.5f} < {t['cosine']:.4f}")
     if e2e["cosine"] < t["cosine"]:
-        fails.append(f"end-to-end cosine {e2e['cosine']:.5f} < {t['cosine']}")
+        fails.append(f"end-to-end cosine {e2e['cosine']:.5f} < {t['cosine']:.4f}")
     key = "top1_agreement_margin_aware" if margin_aware else "top1_agreement"
     if e2e[key] < t["top1"]:
-        fails.append(f"end-to-end {'margin-aware ' if margin_aware else ''}top-1 {e2e[key]:.4f} < {t['top1']}")
+        fails.append(f"end-to-end {'margin-aware ' if margin_aware else ''}top-1 {e2e[key]:.4f} < {t['top1']:.4f}")
     return not fails, fails
 
 
@@ -291,9 +305,10 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     def margin_ok(c: Candidate) -> bool:
         return candidate_passes(c.metrics, quant, margin_aware=True)[0]
 
-    for r in recipes:
-        add(r, ())
-    if not any(c.passed or margin_ok(c) for c in cands) and ranking is not None and n_layers > 1:
+    for r in recipes:  # most int8 first; stop at the first that meets the thresholds
+        if add(r, ()).passed:
+            break
+    if not any(c.passed for c in cands) and ranking is not None and n_layers > 1:
         ranked = ranking()
         extra["ranking"] = [{"layer": p, "one_minus_cosine": float(f"{v:.4g}")} for p, v in ranked[:12]]
         log("  sensitivity (1 - end-to-end cosine, one layer int8): " +
@@ -303,7 +318,7 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
             r = sensitive_recipe(k)
             extra["kept"][r] = [p for p, _ in ranked[:k]]
             c = add(r, extra["kept"][r])
-            if c.passed or margin_ok(c):
+            if c.passed:
                 break
             k = k * 2 if k * 2 <= limit or k == limit else limit
     passing = [c for c in cands if c.passed]

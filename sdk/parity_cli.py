@@ -87,7 +87,7 @@ def android_parity(bundle, serial: str | None, runner: str | None, threads: int 
 @click.argument("bundle", type=click.Path())
 @click.option("--data", type=click.Path(), default=None,
               help="Folder of face photos (recursive; DIR/landmarks68.npz used when present, else MediaPipe). "
-                   "Default: the procedural synthetic test faces.")
+                   "Required on the host (e.g. a set made by `udc-data synthetic DIR`).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True, help="Faces to compare on.")
 @click.option("--runtime", type=click.Choice(["auto", "executorch", "onnxruntime", "coreml", "torch"]), default="auto",
               show_default=True, help="Host runtime for the exported programs (auto: the bundle's own).")
@@ -118,14 +118,17 @@ def main(bundle, data, n, runtime, reference, device, serial, runner, threads, s
             report = android_parity(b, serial, runner, threads)
             text = android_table(report)
         else:
-            from .parity_data import folder_faces, synthetic_faces
+            from .parity_data import ParityDataError, folder_faces
             from .parity_run import host_parity
             from .runtimes import resolve_runtime
 
             m = b.manifest
             resolve_runtime(runtime, m["target"], m.get("backend"))  # fail before any face work
             size = int(m["preprocessing"]["crop_size"])
-            faces = folder_faces(data, n, size, seed) if data else synthetic_faces(n, size, seed)
+            if not data:
+                raise ParityDataError("no --data: pass a folder of face photos or a dataset split, e.g. one made by "
+                                      "`udc-data synthetic DIR` (then --data DIR/test)")
+            faces = folder_faces(data, n, size, seed)
             report = host_parity(b, faces, runtime, reference, threads, seed, fused)
             text = host_table(report)
     except UdcError as e:

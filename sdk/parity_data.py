@@ -5,10 +5,8 @@
   landmarks`` and ``udc-data synthetic`` write: arrays ``keys`` = paths relative to DIR, ``points`` =
   [N, 68, 2] image pixels), else from the face pipeline's detector (MediaPipe). Images without a
   face are skipped and counted.
-* no ``--data``: the procedural synthetic test faces, as ``udc-export`` drew its held-out set. The
-  generator belongs to the training package (``udc.train.synthetic``), which ships in the same
-  distribution; it is imported only here, only when no ``--data`` is given, and its absence gives a
-  one-line error asking for ``--data``.
+* no ``--data``: refused with a one-line error (the SDK is the bottom layer and does not reach into
+  ``udc.train`` for the synthetic generator; ``udc-data synthetic DIR`` writes a set to point at).
 
 Faces then go through exactly what :class:`udc.sdk.recognizer.Recognizer` does: similarity
 alignment to the manifest's crop, then the manifest's scale/mean/std.
@@ -106,27 +104,6 @@ def folder_faces(root: str | Path, n: int, crop_size: int, seed: int = 0, detect
     return Faces(np.stack(crops), np.stack(lms), names,
                  {"kind": "folder", "root": str(root), "images": len(files), "landmarks_cached": bool(cache),
                   "skipped": skipped, "seed": seed})
-
-
-def synthetic_faces(n: int, crop_size: int, seed: int = 0, split: str = "test") -> Faces:
-    """``n`` procedural synthetic faces (balanced over the 7 expressions), aligned to ``crop_size``."""
-    import importlib
-
-    try:
-        gen = importlib.import_module("udc.train.synthetic.dataset").generate_arrays
-    except ImportError as e:
-        raise ParityDataError(f"no --data given and the synthetic face generator (udc.train) is not installed ({e}): "
-                              "pass --data DIR with face photos") from None
-    per_class = -(-n // 7)
-    images, _, points = gen(per_class, size=crop_size, seed=seed, split=split)
-    images, points = images[:n], points[:n]
-    crops, lms = [], []
-    for rgb, lm in zip(images, points):
-        crop, lm_crop, _ = align_face(rgb, lm, crop_size)
-        crops.append(crop)
-        lms.append((lm_crop / crop_size).astype(np.float32))
-    return Faces(np.stack(crops), np.stack(lms), [f"synthetic/{split}/{i:05d}" for i in range(len(crops))],
-                 {"kind": "synthetic", "generator": "udc.train.synthetic", "split": split, "seed": seed})
 
 
 def noise(n: int, dim: int, seed: int) -> np.ndarray:

@@ -34,14 +34,12 @@ TARGET_OF = {"kotlin": "executorch", "swift": "coreml"}
 
 # ------------------------------------------------------------------------------------------ fixtures
 def _export(tmp_path_factory, target: str):
-    from udc.export.exporter import ExportRequest, run_export
+    from sdk_bundles import export_bundle  # one export per test session, shared with the SDK tests
 
-    out = tmp_path_factory.mktemp(f"app-{target}") / f"tiny-{target}.udc"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = run_export(ExportRequest(output=out, target=target, config="tiny", eval_n=2, threads=1,
-                                       bundled_cases=1), log=lambda s: None)
-    return B.load_bundle(res.path)  # validates against the schema and checks every sha256
+        path = export_bundle(tmp_path_factory.mktemp(f"app-{target}"), target)
+    return B.load_bundle(path)  # validates against the schema and checks every sha256
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,19 @@ def test_invalid_manifest_is_refused(written):
         B.load_bundle(written)
 
 
+def test_missing_component_needs_the_partial_marker(written):
+    """All four components are required, unless the bundle says it is partial (udc-export --components)."""
+    mf = written / "manifest.json"
+    m = json.loads(mf.read_text())
+    del m["components"]["udcformer"]
+    mf.write_text(json.dumps(m))
+    with pytest.raises(B.BundleError, match="'udcformer' is a required property"):
+        B.load_bundle(written)
+    m["partial"] = {"components": ["clip_image", "fpen_s2", "denoiser"], "reason": "test"}
+    mf.write_text(json.dumps(m))
+    assert list(B.load_bundle(written).manifest["components"]) == ["clip_image", "fpen_s2", "denoiser"]
+
+
 def test_schema_version_from_the_future_is_refused(written):
     mf = written / "manifest.json"
     m = json.loads(mf.read_text())

@@ -26,9 +26,9 @@ def _run(*args):
 
 
 @pytest.mark.parametrize("target", ["executorch", "onnx"])
-def test_fp32_bundles_pass(root, target):
+def test_fp32_bundles_pass(root, faces_dir, target):
     b = export_bundle(root, target)
-    res = _run(b, "--n", N, "--json")
+    res = _run(b, "--n", N, "--json", "--data", faces_dir)
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
     assert r["passed"] and r["quant"] == "fp32" and r["runtime"] == {"executorch": "executorch", "onnx": "onnxruntime"}[target]
@@ -40,7 +40,29 @@ def test_fp32_bundles_pass(root, target):
         assert e["max_abs"] < 1e-4 and e["cosine"] > 0.99999
         assert e["psnr"] is None or e["psnr"] > 80
     assert r["end_to_end"]["top1_agreement"] == 1.0
-    assert r["inputs"]["kind"] == "synthetic" and r["inputs"]["n"] == int(N)
+    assert r["inputs"]["kind"] == "folder" and r["inputs"]["n"] == int(N)
+
+
+@pytest.fixture(scope="module")
+def faces_dir(tmp_path_factory):
+    """Synthetic test faces written as a folder with the landmarks cache udc-data writes."""
+    from PIL import Image
+
+    from udc.train.synthetic.dataset import generate_arrays
+
+    d = tmp_path_factory.mktemp("faces")
+    images, _, points = generate_arrays(-(-int(N) // 7), size=64, seed=0, split="test")
+    keys = []
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(d / f"{i:03d}.png")
+        keys.append(f"{i:03d}.png")
+    np.savez(d / "landmarks68.npz", keys=np.array(keys), points=points)
+    return d
+
+
+def test_no_data_refused(root):
+    res = _run(export_bundle(root, "onnx"), "--n", "4")
+    assert res.exit_code == 2 and "no --data" in res.output
 
 
 def test_table_and_folder_data(root, tmp_path):
@@ -62,17 +84,17 @@ def test_table_and_folder_data(root, tmp_path):
     assert "10 folder faces" in res.output
 
 
-def test_perturbed_weights_fail_with_exit_1(root, tmp_path):
+def test_perturbed_weights_fail_with_exit_1(root, faces_dir, tmp_path):
     b = copy_bundle(export_bundle(root, "onnx"), tmp_path / "perturbed.udc")
     assert perturb_onnx_weights(b, "udcformer") > 0
-    res = _run(b, "--n", N, "--json")
+    res = _run(b, "--n", N, "--json", "--data", faces_dir)
     assert res.exit_code == 1, res.output
     r = json.loads(res.stdout)
     assert not r["passed"]
     assert r["components"]["clip_image"]["passed"]  # untouched components still pass
     assert not r["components"]["udcformer"]["passed"] and r["components"]["udcformer"]["failures"]
     assert not r["end_to_end"]["passed"]
-    res = _run(b, "--n", "8")
+    res = _run(b, "--n", "8", "--data", faces_dir)
     assert res.exit_code == 1 and "FAIL" in res.output
 
 
@@ -87,9 +109,9 @@ def test_cannot_run_here_exits_2(root, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["executorch", "onnx"])
-def test_int8_bundles_pass(root, target):
+def test_int8_bundles_pass(root, faces_dir, target):
     b = export_bundle(root, target, quant="int8", calib_n=32, eval_n=8)
-    res = _run(b, "--n", N, "--json")
+    res = _run(b, "--n", N, "--json", "--data", faces_dir)
     r = json.loads(res.stdout)
     assert r["quant"] == "int8" and r["thresholds"]["mode"] == "int8"
     assert res.exit_code == 0, json.dumps({k: r[k] for k in ("components", "end_to_end")}, indent=1)

@@ -45,6 +45,7 @@ class UDCformer(nn.Module):
         )
         self.norm = nn.LayerNorm(u.fusion_dim)
         self.head = nn.Linear(u.fusion_dim, cfg.num_classes)
+        self.global_pool = u.global_pool
 
     def forward(self, image: torch.Tensor, landmarks: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         feats = self.dt(image, z)  # F1, F2, F3
@@ -53,4 +54,5 @@ class UDCformer(nn.Module):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
         for block in self.blocks:
             x = block(x)  # eqs. 11-12
-        return self.head(self.norm(x[:, 0]))  # [B, num_classes]
+        pooled = x.mean(dim=1) if self.global_pool == "avg" else x[:, 0]  # [B, Df]
+        return self.head(self.norm(pooled))  # [B, num_classes]
