@@ -22,21 +22,26 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 ->
-# stage 2 -> evaluation on the held-out synthetic UDC split (tiny config, a few minutes of CPU).
-DEMO       ?= runs/demo
+# The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 -> stage 2 ->
+# evaluation on the held-out synthetic UDC split -> ExecuTorch and Core ML bundles -> run the bundle on a real
+# photo and prove its parity (tiny config, CPU; about 10 minutes on 2 cores).
+DEMO        ?= runs/demo
 DEMO_EPOCHS ?= 8
 demo: $(STAMP)
 	$(BIN)/udc info --config tiny
-	$(BIN)/udc-data synthetic $(DEMO)/faces --train 100 --val 20 --test 40 --size 128 --force
+	$(BIN)/udc-data synthetic $(DEMO)/faces --train 300 --val 30 --test 50 --size 128 --difficulty easy --workers 2 --force
 	$(BIN)/udc-synth $(DEMO)/faces $(DEMO)/faces-udc --profile random --seed 0 --force
 	$(BIN)/python -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('$(DEMO)/astronaut.png')"
 	$(BIN)/udc-synth --preview $(DEMO)/astronaut.png -o $(DEMO)/astronaut_udc_preview.png
-	$(BIN)/udc-train stage1 --data $(DEMO)/faces-udc --model tiny --out $(DEMO)/stage1 --epochs $(DEMO_EPOCHS) --batch-size 32 --lr 1e-3 --quiet
+	$(BIN)/udc-train stage1 --data $(DEMO)/faces-udc --model tiny --out $(DEMO)/stage1 --epochs 3 --batch-size 32 --lr 1e-3 --quiet
 	$(BIN)/udc-train stage2 --data $(DEMO)/faces-udc --stage1 $(DEMO)/stage1/best.pt --out $(DEMO)/stage2 --epochs $(DEMO_EPOCHS) --batch-size 32 --lr 1e-3 --quiet
 	$(BIN)/udc-eval $(DEMO)/stage1/best.pt --data $(DEMO)/faces-udc --split test --stage 1
 	$(BIN)/udc-eval $(DEMO)/stage2/best.pt --data $(DEMO)/faces-udc --split test --stage 2 --confusion $(DEMO)/confusion_stage2.png
-	@echo "Next (open issues): udc-export (bundles), udc-predict / udc-parity / udc-bench."
+	$(BIN)/udc-export $(DEMO)/stage2/best.pt --target executorch -o $(DEMO)/face-android.udc --force
+	$(BIN)/udc-export $(DEMO)/stage2/best.pt --target coreml -o $(DEMO)/face-ios.udc --force
+	$(BIN)/udc-predict $(DEMO)/face-android.udc $(DEMO)/astronaut.png --overlay $(DEMO)/astronaut_prediction.png
+	$(BIN)/udc-parity $(DEMO)/face-android.udc --data $(DEMO)/faces-udc/test --n 100
+	$(BIN)/udc-bench $(DEMO)/face-android.udc --device host --warmup 5 --iters 50
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
