@@ -11,12 +11,11 @@ from importlib import metadata
 from typing import Any
 
 from udc.sdk.bundle import SCHEMA_VERSION
-from udc.sdk.components import COMPONENTS
-from udc.sdk.config import LRDifConfig
+from udc.sdk.components import COMPONENTS, FAMILY_CHAIN, family_of
 from udc.sdk.landmarks import ALIGNMENT_POINTS, canonical_landmarks, layout
 
 from .artifact import Artifact
-from .reference import CHAIN, INPUTS, OUTPUT
+from .reference import INPUTS, OUTPUT
 
 TOOLS = ("torch", "executorch", "torchao", "coremltools", "onnx", "onnxscript", "onnxruntime", "numpy", "udc")
 
@@ -36,8 +35,19 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def preprocessing(cfg: LRDifConfig) -> dict[str, Any]:
+def preprocessing(cfg, family: str = "lrdif") -> dict[str, Any]:
     s = cfg.image_size
+    points = int(getattr(cfg, "num_landmarks", len(canonical_landmarks())))
+    landmarks = {
+        "input": "landmarks",
+        "shape": [1, points, 2],
+        "layout": "ibug-68 (see landmark_layout)",
+        "units": "crop units 0..1: (x, y) / crop_size after alignment, origin top-left, x right, y down",
+    }
+    if family == "ddamfn":
+        landmarks["model_input"] = False
+        landmarks["note"] = ("the face pipeline still finds these points to align the crop; the model takes no "
+                             "landmarks (no component input is wired to input:landmarks)")
     return {
         "crop_size": s,
         "channel_order": "RGB",
@@ -62,12 +72,7 @@ def preprocessing(cfg: LRDifConfig) -> dict[str, Any]:
                         "Image.transform AFFINE BILINEAR)",
             "fill": [0, 0, 0],
         },
-        "landmarks": {
-            "input": "landmarks",
-            "shape": [1, cfg.num_landmarks, 2],
-            "layout": "ibug-68 (see landmark_layout)",
-            "units": "crop units 0..1: (x, y) / crop_size after alignment, origin top-left, x right, y down",
-        },
+        "landmarks": landmarks,
     }
 
 
@@ -89,7 +94,7 @@ def diffusion(model) -> dict[str, Any]:
 
 def wiring(names: list[str]) -> dict[str, str]:
     """Where every component input comes from: the app (``input:x``) or another component's output."""
-    produced = {OUTPUT[c]: c for c in COMPONENTS}
+    produced = {OUTPUT[c]: c for c in COMPONENTS}  # DDAMFN's one component takes only input:image
     out = {}
     for comp in names:
         for inp in INPUTS[comp]:
@@ -98,9 +103,9 @@ def wiring(names: list[str]) -> dict[str, str]:
     return out
 
 
-def execution(names: list[str]) -> dict[str, Any]:
+def execution(names: list[str], family: str = "lrdif") -> dict[str, Any]:
     """How an app runs the bundle: the components in order (inputs from ``wiring``), or the fused one alone."""
-    order = [c for c in CHAIN if c in names]
+    order = [c for c in FAMILY_CHAIN[family] if c in names]
     return {
         "order": order,
         "fused": "pipeline" if "pipeline" in names else None,
@@ -115,7 +120,18 @@ def execution(names: list[str]) -> dict[str, Any]:
 
 def model_section(model, random_init: bool) -> dict[str, Any]:
     cfg = model.cfg
+    if family_of(model) == "ddamfn":
+        return {
+            "family": "ddamfn",
+            "config": cfg.name,
+            "random_init": random_init,
+            "image_size": cfg.image_size,
+            "num_classes": cfg.num_classes,
+            "num_heads": cfg.num_heads,
+            "config_dict": cfg.to_dict(),
+        }
     return {
+        "family": "lrdif",
         "config": cfg.name,
         "random_init": random_init,
         "label_encoder": model.label_encoder,
@@ -139,24 +155,29 @@ def build_manifest(*, name: str, target: str, backend: str, quant: str, model, r
                    source: dict[str, Any], components: dict[str, dict[str, Any]], quantization: dict[str, Any],
                    parity: dict[str, Any], created: str | None = None) -> dict[str, Any]:
     lay = dict(layout())
-    return {
+    family = family_of(model)
+    out = {
         "schema_version": SCHEMA_VERSION,
         "format": "udc-bundle",
         "name": name,
+        "family": family,
         "created": created or now_utc(),
         "target": target,
         "backend": backend,
         "quant": quant,
         "components": components,
         "wiring": wiring(list(components)),
-        "execution": execution(list(components)),
+        "execution": execution(list(components), family),
         "quantization": quantization,
-        "preprocessing": preprocessing(model.cfg),
+        "preprocessing": preprocessing(model.cfg, family),
         "labels": list(model.cfg.labels),
-        "diffusion": diffusion(model),
+        "diffusion": diffusion(model) if family == "lrdif" else None,  # DDAMFN: no diffusion section
         "landmark_layout": lay,
         "model": model_section(model, random_init),
         "source": source,
         "tools": tool_versions(),
         "parity": parity,
     }
+    if out["diffusion"] is None:
+        del out["diffusion"]
+    return out

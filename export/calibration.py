@@ -2,7 +2,8 @@
 
 Faces go through exactly what an app does: the face pipeline's similarity alignment to the
 model's crop (:func:`udc.sdk.face_align.align_face` via :class:`udc.sdk.face_pipeline.FacePipeline`)
-and :func:`udc.sdk.face_pipeline.to_model_input` (RGB, /255, CLIP mean/std, NCHW), with the 68
+and :func:`udc.sdk.face_pipeline.to_model_input` (RGB, /255, the config's mean/std (CLIP for LRDif, ImageNet
+for DDAMFN), NCHW), with the 68
 landmarks in crop units. Two disjoint sets are drawn: ``calibration`` (observers, recipe choice)
 and ``held_out`` (the parity report).
 
@@ -67,7 +68,8 @@ def _noise(n: int, c: int, seed: int) -> torch.Tensor:
 
 def _faceset(rgbs, points, labels, cfg: LRDifConfig, seed: int, source: dict[str, Any]) -> FaceSet:
     images, lms = _aligned(rgbs, points, cfg)
-    return FaceSet(images, lms, _noise(len(rgbs), cfg.fpen.epr_dim, seed), np.asarray(labels, np.int64), source)
+    dim = cfg.fpen.epr_dim if hasattr(cfg, "fpen") else 0  # DDAMFN takes no noise: an empty [N, 0] tensor
+    return FaceSet(images, lms, _noise(len(rgbs), dim, seed), np.asarray(labels, np.int64), source)
 
 
 def synthetic_faces(cfg: LRDifConfig, n: int, seed: int = 0, split: str = "train") -> FaceSet:

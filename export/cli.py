@@ -1,8 +1,10 @@
-"""``udc-export``: build an ExecuTorch, Core ML or ONNX bundle from an LRDif checkpoint.
+"""``udc-export``: build an ExecuTorch, Core ML or ONNX bundle from an LRDif or DDAMFN checkpoint.
 
     udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face.udc
     udc-export lrdif.pt --target coreml --quant int4-palettize -o face-ios.udc
     udc-export --config tiny --target onnx -o tiny.udc          # fresh random-init model, says so
+    udc-export ddamfn.pt --target executorch --quant int8 -o ddamfn.udc   # DDAMFN: family read from the checkpoint
+    udc-export --model ddamfn --config paper --target onnx -o ddamfn-paper.udc   # fresh random-init DDAMFN
     udc-export lrdif.pt --target onnx --components fpen_s2 -o x.udc   # a partial bundle (debugging, tests)
 
 Prints the delegation report (ExecuTorch) and a summary table; exit code 1 when the bundle's
@@ -22,6 +24,8 @@ os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 from udc.sdk.config import CONFIGS  # noqa: E402
+from udc.sdk.ddamfn_config import DDAMFN_CONFIGS  # noqa: E402
+from udc.sdk.model_registry import FAMILIES  # noqa: E402
 
 from .options import BACKEND_CHOICES, QUANT_CHOICES, TARGETS  # noqa: E402
 
@@ -36,6 +40,8 @@ Examples:
   udc-export runs/demo/stage2/best.pt --target coreml -o face-ios.udc
   udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face-int8.udc
   udc-export --config tiny --target onnx --fuse -o tiny.udc    (no checkpoint: fresh random init)
+  udc-export runs/ddamfn-paper/best.pt --target executorch --quant int8 -o ddamfn-int8.udc
+  udc-export --model ddamfn --config tiny --target coreml -o ddamfn-tiny-ios.udc
 \b
 Prints the delegation report (ExecuTorch) and a summary table. Exit code 0: bundle written and its
 parity meets the quant mode's thresholds; 1: written but parity below them (see manifest.json
@@ -58,18 +64,25 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
               help="Held-out faces for the parity report.")
 @click.option("--fuse", is_flag=True, help="Also export the four components fused as one 'pipeline' program.")
 @click.option("--components", "components", default=None, metavar="NAME,NAME",
-              help="Export only these components (clip_image, fpen_s2, denoiser, udcformer, pipeline), for debugging "
+              help="Export only these components (LRDif: clip_image, fpen_s2, denoiser, udcformer, pipeline), for debugging "
                    "and tests: the bundle is marked partial and apps refuse it.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Bundle directory to write: NAME.udc")
-@click.option("--config", "config_name", type=click.Choice(list(CONFIGS)), default=None,
-              help="With no CHECKPOINT: export a fresh random-init model of this size.")
+@click.option("--model", "family", type=click.Choice(FAMILIES), default=None,
+              help="With no CHECKPOINT: the model family of the fresh model (default lrdif). A checkpoint carries its "
+                   "family (given anyway, it must match).")
+@click.option("--config", "config_name", type=click.Choice(sorted(set(CONFIGS) | set(DDAMFN_CONFIGS))), default=None,
+              help="With no CHECKPOINT: export a fresh random-init model of this size (lrdif: tiny, mobile, paper; "
+                   "ddamfn: tiny, paper).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init, faces and noise.")
 @click.option("--threads", default=2, show_default=True, help="CPU threads for the host runtimes (parity runs).")
-def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, components, force, output, config_name, seed,
-         threads):
-    """Export CHECKPOINT (a udc LRDif checkpoint) as a NAME.udc bundle: clip_image, fpen_s2, denoiser (all T
-    steps unrolled, the noise an input) and udcformer, with manifest.json and a parity report."""
+def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, components, force, output, family,
+         config_name, seed, threads):
+    """Export CHECKPOINT (a udc checkpoint) as a NAME.udc bundle with manifest.json and a parity report.
+
+    \b
+    LRDif: clip_image, fpen_s2, denoiser (all T steps unrolled, the noise an input) and udcformer.
+    DDAMFN: one component 'ddamfn', image -> logits (no landmarks, no noise)."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -81,9 +94,13 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
     from .options import ExportOptionError, resolve
 
     if checkpoint is None and config_name is None:
-        _fail_usage("give a CHECKPOINT, or --config tiny|mobile|paper to export a fresh random-init model")
+        _fail_usage("give a CHECKPOINT, or --config tiny|mobile|paper (--model ddamfn: tiny|paper) to export a fresh "
+                    "random-init model")
     if checkpoint is not None and config_name is not None:
         _fail_usage("give either a CHECKPOINT or --config, not both (a checkpoint carries its own config)")
+    fam_configs = DDAMFN_CONFIGS if family == "ddamfn" else CONFIGS
+    if config_name is not None and config_name not in fam_configs:
+        _fail_usage(f"--config {config_name} is not a {family or 'lrdif'} config; choose one of {', '.join(fam_configs)}")
     try:
         resolve(target, backend, quant)
     except ExportOptionError as e:
@@ -91,7 +108,7 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
     names = None
     if components is not None:
         names = tuple(dict.fromkeys(c.strip() for c in components.split(",") if c.strip()))
-        known = ("clip_image", "fpen_s2", "denoiser", "udcformer", "pipeline")
+        known = ("clip_image", "fpen_s2", "denoiser", "udcformer", "pipeline", "ddamfn")
         bad = [c for c in names if c not in known]
         if bad or not names:
             _fail_usage(f"--components {components!r}: unknown component {', '.join(bad) or '(none given)'}; "
@@ -101,14 +118,15 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
                                    "(RAF-DB, FERPlus, KDEF, AffectNet or class folders), or omit --calib for "
                                    "synthetic faces")
 
-    from .exporter import ExportRequest, run_export
+    from .exporter import ExportRequest, ModelChoiceError, run_export
 
-    req = ExportRequest(output=output, target=target, checkpoint=checkpoint, config=config_name, backend=backend,
+    req = ExportRequest(output=output, target=target, checkpoint=checkpoint, config=config_name, family=family,
+                        backend=backend,
                         quant=quant, calib=calib, calib_n=calib_n, eval_n=eval_n, fuse=fuse, force=force, seed=seed,
                         threads=threads, components=names)
     try:
         result = run_export(req, log=click.echo)
-    except ExportOptionError as e:
+    except (ExportOptionError, ModelChoiceError) as e:
         _fail_usage(str(e))
     except (BundleError, CalibrationError, CheckpointError, UdcError) as e:
         raise click.ClickException(str(e)) from None

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from udc.sdk.components import Component
+from udc.sdk.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity import compare, rounded
 
 from . import delegation, rewrites
@@ -107,7 +107,7 @@ def write_bundled_program(et_program, cases: list[tuple[tuple, list[torch.Tensor
 
 
 def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[str, Any]:
-    return {"component": compare(calib.output(name), out, logits=name in ("udcformer", "pipeline")),
+    return {"component": compare(calib.output(name), out, logits=name in LOGIT_COMPONENTS),
             "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, name, out, calib), logits=True)}
 
 
@@ -141,7 +141,8 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
                                  lambda out: downstream_logits(model, name, out, calib), calib.tensors["logits"])
 
     paths = q.layer_paths()
-    chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log)
+    chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
+                                         chained=len(chain_of(model)))
     order = [chosen] + [c.recipe for c in cands if c.passed and c.recipe != chosen]
     order += [c.recipe for c in cands if c.recipe not in order]
     return order, converted, cands, extra
@@ -165,7 +166,7 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         path.write_bytes(et.buffer)
         run = host_runner(path, names, threads)
         m = _metrics(comp.name, model, per_sample(run, calib, comp.name), calib)
-        ok, fails = candidate_passes(m, margin_aware=margin_aware)
+        ok, fails = candidate_passes(m, margin_aware=margin_aware, chained=len(chain_of(model)))
         if extra["basis"].startswith("best"):  # nothing passes: the lowered program must match its simulation
             ok = m["end_to_end"]["cosine"] >= sim[recipe].metrics["end_to_end"]["cosine"] - 0.005
         lowered.append({"recipe": recipe, "passed": ok, "failures": fails, "component": rounded(m["component"]),

@@ -10,7 +10,6 @@ nothing is left on disk, and an existing bundle is refused unless ``force``.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,9 +18,8 @@ import torch
 
 from udc.sdk.bundle import BundleWriter
 from udc.sdk.checkpoint import file_sha256, load_checkpoint
-from udc.sdk.components import Component, Pipeline, on_device_components
-from udc.sdk.config import get_config
-from udc.sdk.models.lrdif import LRDif
+from udc.sdk.components import LOGIT_COMPONENTS, Component, Pipeline, chain_of, family_of, on_device_components
+from udc.sdk.model_registry import FAMILIES, config_names, random_init_model
 from udc.sdk.parity import THRESHOLDS, check, compare, rounded, summary
 from udc.sdk.table import format_table
 
@@ -30,9 +28,9 @@ from .artifact import Artifact
 from .calibration import calibration_sets
 from .options import resolve
 from .quantize import selection_thresholds
-from .reference import CHAIN, OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
+from .reference import OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
 
-LOGITS = ("udcformer", "pipeline")
+LOGITS = LOGIT_COMPONENTS
 
 
 @dataclass
@@ -41,6 +39,7 @@ class ExportRequest:
     target: str
     checkpoint: str | Path | None = None
     config: str | None = None  # with no checkpoint: a fresh random-init model of this config
+    family: str | None = None  # with no checkpoint: "lrdif" (default) or "ddamfn"; with one: must match it
     backend: str | None = None
     quant: str | None = None
     calib: str | Path | None = None
@@ -104,22 +103,34 @@ def _verdict(p: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ model
-def load_model(req: ExportRequest) -> tuple[LRDif, dict[str, Any], bool, str]:
+class ModelChoiceError(ValueError):
+    """``--model``/``--config`` that do not fit each other or the checkpoint (a usage error)."""
+
+
+def load_model(req: ExportRequest) -> tuple[Any, dict[str, Any], bool, str]:
     """``(model, source section, random_init, what to tell the user)``."""
+    if req.family is not None and req.family not in FAMILIES:
+        raise ModelChoiceError(f"unknown model family {req.family!r}; choose one of {', '.join(FAMILIES)}")
     if req.checkpoint is not None:
         model = load_checkpoint(req.checkpoint).eval()
+        fam = family_of(model)
+        if req.family is not None and req.family != fam:
+            raise ModelChoiceError(f"{req.checkpoint} is a {fam} checkpoint, not {req.family}: drop --model "
+                                   "(a checkpoint carries its family)")
         source = {"checkpoint": str(req.checkpoint), "checkpoint_sha256": file_sha256(req.checkpoint),
                   "random_init": False, "seed": None}
-        note = f"checkpoint {req.checkpoint} (config {model.cfg.name}, CLIP weights: {model.clip_source or 'random init'})"
+        extra = f", CLIP weights: {model.clip_source or 'random init'}" if fam == "lrdif" else ""
+        note = f"checkpoint {req.checkpoint} ({fam}, config {model.cfg.name}{extra})"
         return model, source, False, note
-    cfg = get_config(req.config or "tiny")
-    torch.manual_seed(req.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = LRDif(cfg, "embedding").eval()
+    family = req.family or "lrdif"
+    name = req.config or "tiny"
+    if name not in config_names(family):
+        raise ModelChoiceError(f"--config {name!r} is not a {family} config; {family} has "
+                               f"{', '.join(config_names(family))}")
+    model = random_init_model(family, name, req.seed)
     source = {"checkpoint": None, "checkpoint_sha256": None, "random_init": True, "seed": req.seed}
-    note = (f"no checkpoint: a fresh random-init '{cfg.name}' model (seed {req.seed}); its predictions mean nothing, "
-            "the bundle exercises the export only")
+    note = (f"no checkpoint: a fresh random-init {family} '{name}' model (seed {req.seed}); its predictions mean "
+            "nothing, the bundle exercises the export only")
     return model, source, True, note
 
 
@@ -163,10 +174,11 @@ def _chain(artifacts: dict[str, Artifact], ref: ReferenceIO, model) -> torch.Ten
     """The exported components run one after the other on every face; a component a partial bundle lacks
     is the float reference (its reference output, or recomputed from the exported upstream output)."""
     t = dict(ref.tensors)
-    if "pipeline" in artifacts and not any(n in artifacts for n in CHAIN):
+    chain = chain_of(model)
+    if "pipeline" in artifacts and not any(n in artifacts for n in chain):
         return per_sample(artifacts["pipeline"].runner, ref, "pipeline")
     changed = False
-    for name in CHAIN:
+    for name in chain:
         a = artifacts.get(name)
         if a is not None:
             t[OUTPUT[name]] = per_sample(a.runner, ref, name, inputs=t)
@@ -202,16 +214,20 @@ def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode:
                                         else "torch float32 (component computes in float32)", a.skip_reason)
         else:
             comps[name] = _parity_entry(None, mode, logits, None, a.skip_reason)
-    chained = [n for n in CHAIN if n in artifacts] or [n for n in artifacts]
+    chain = chain_of(model)
+    chained = [n for n in chain if n in artifacts] or [n for n in artifacts]
     if all(artifacts[n].runner is not None for n in chained):
-        missing = [n for n in CHAIN if n not in artifacts]
-        how = ("the four exported components chained on this host" if not missing else
+        missing = [n for n in chain if n not in artifacts]
+        how = (("the exported program run on this host" if len(chain) == 1 else
+                "the four exported components chained on this host") if not missing else
                f"the exported {', '.join(chained)} chained on this host, the float reference for "
                f"{', '.join(missing)} (partial bundle)")
         e2e = _parity_entry(compare(ref.tensors["logits"], _chain(artifacts, ref, model), logits=True), mode, True, how)
     else:
         weights = quant if quant in ("int8-weight", "int4-palettize") else None
-        res = fp16.check(Pipeline(model), ref.inputs("pipeline"), ref.tensors["logits"], weights=weights, logits=True)
+        whole, whole_inputs = ((model, ref.inputs("ddamfn")) if family_of(model) == "ddamfn"
+                               else (Pipeline(model), ref.inputs("pipeline")))
+        res = fp16.check(whole, whole_inputs, ref.tensors["logits"], weights=weights, logits=True)
         res.pop("emulated_output")
         fp32_parts = [n for n, c in precision_checks.items() if not c["passed"]]
         note = next(a.skip_reason for a in artifacts.values() if a.skip_reason)
@@ -240,7 +256,11 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     log(f"model: {note}")
     comps = on_device_components(model, fuse=req.fuse or bool(req.components and "pipeline" in req.components))
     if req.components:
+        have = [c.name for c in comps]
         comps = [c for c in comps if c.name in req.components]
+        if not comps:
+            raise ModelChoiceError(f"--components {','.join(req.components)}: this {family_of(model)} model has "
+                                   f"{', '.join(have)}")
     coreml_eps = {}
     if req.target == "coreml":  # an op Core ML cannot convert fails now, before any other work
         from .coreml_export import prepare
@@ -299,8 +319,10 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
             "calibration": calib_set.describe() if quant == "int8" else None,
             "selection": ({"rule": "per component, the first recipe (most int8 first: all-int8, gemm-int8, "
                                    "gemm-int8-ends-float, then the K most sensitive layers float) whose output, with "
-                                   "only that component int8, meets a quarter of the int8 error budget on the "
-                                   "calibration faces", "thresholds": selection_thresholds("int8")}
+                                   "only that component int8, meets its share (1 / number of chained components) of "
+                                   "the int8 error budget on the calibration faces",
+                           "chained_components": len(chain_of(model)),
+                           "thresholds": selection_thresholds("int8", len(chain_of(model)))}
                           if quant == "int8" else None),
             "float_kept": {n: a.quantization.get("float_kept", []) for n, a in artifacts.items()
                            if a.quantization.get("float_kept") is not None},

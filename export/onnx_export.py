@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from udc.sdk.components import Component
+from udc.sdk.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity import compare, rounded
 
 from .artifact import Artifact, tensor_spec
@@ -164,7 +164,7 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
     else:
         if calib is None:
             raise ValueError("int8 needs calibration faces")
-        is_logits = comp.name in ("udcformer", "pipeline")
+        is_logits = comp.name in LOGIT_COMPONENTS
         with tempfile.TemporaryDirectory(prefix="udc-onnx-") as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
             scopes = export_fp32(comp, fp32)
@@ -190,7 +190,8 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
                                          lambda out: downstream_logits(model, comp.name, out, calib),
                                          calib.tensors["logits"])
 
-            chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log)
+            chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
+                                                 chained=len(chain_of(model)))
             path.write_bytes((Path(tmp) / f"{chosen}.onnx").read_bytes())
         qrecord.update({
             "recipe": chosen, "description": describe(chosen),

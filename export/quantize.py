@@ -253,7 +253,7 @@ class Candidate:
     failures: list[str]
 
 
-#: Components chained on the phone; each gets an equal share of the end-to-end error budget.
+#: Components chained on the phone (LRDif; DDAMFN is 1); each gets an equal share of the end-to-end error budget.
 CHAINED = 4
 
 
@@ -266,9 +266,9 @@ def selection_thresholds(quant: str = "int8", chained: int = CHAINED) -> dict[st
     return {"cosine": 1.0 - (1.0 - t["cosine"]) / chained, "top1": 1.0 - (1.0 - t["top1"]) / chained}
 
 
-def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware: bool = False
-                     ) -> tuple[bool, list[str]]:
-    t = selection_thresholds(quant)
+def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware: bool = False,
+                     chained: int = CHAINED) -> tuple[bool, list[str]]:
+    t = selection_thresholds(quant, chained)
     fails = []
     comp, e2e = metrics["component"], metrics["end_to_end"]
     if comp["cosine"] < t["cosine"]:
@@ -283,7 +283,8 @@ def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware:
 
 def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
                   quant: str = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
-                  n_layers: int = 0, log=lambda s: None) -> tuple[str, list[Candidate], dict[str, Any]]:
+                  n_layers: int = 0, log=lambda s: None, chained: int = CHAINED
+                  ) -> tuple[str, list[Candidate], dict[str, Any]]:
     """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
     and a ``ranking`` (most sensitive layer first) is given, try keeping the top K layers float.
 
@@ -297,13 +298,13 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
 
     def add(r: str, kept: Sequence[str]) -> Candidate:
         m = evaluate(r, kept)
-        ok, fails = candidate_passes(m, quant)
+        ok, fails = candidate_passes(m, quant, chained=chained)
         c = Candidate(r, m, ok, fails)
         cands.append(c)
         return c
 
     def margin_ok(c: Candidate) -> bool:
-        return candidate_passes(c.metrics, quant, margin_aware=True)[0]
+        return candidate_passes(c.metrics, quant, margin_aware=True, chained=chained)[0]
 
     for r in recipes:  # most int8 first; stop at the first that meets the thresholds
         if add(r, ()).passed:

@@ -12,21 +12,16 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from udc.sdk.models.lrdif import LRDif
+from udc.sdk.components import COMPONENT_INPUTS, COMPONENT_OUTPUT, COMPONENTS, LOGIT_COMPONENTS, chain_of, reference_outputs
 
 from .calibration import FaceSet
 
 #: Input names of every component, in call order (as :func:`udc.sdk.components.on_device_components`).
-INPUTS = {
-    "clip_image": ("image",),
-    "fpen_s2": ("image_features",),
-    "denoiser": ("condition", "noise"),
-    "udcformer": ("image", "landmarks", "epr"),
-    "pipeline": ("image", "landmarks", "noise"),
-}
-OUTPUT = {"clip_image": "image_features", "fpen_s2": "condition", "denoiser": "epr", "udcformer": "logits",
-          "pipeline": "logits"}
-CHAIN = ("clip_image", "fpen_s2", "denoiser", "udcformer")
+INPUTS = COMPONENT_INPUTS
+OUTPUT = COMPONENT_OUTPUT
+CHAIN = COMPONENTS  # LRDif's chain; a model's own: chain_of(model)
+__all__ = ["CHAIN", "INPUTS", "LOGIT_COMPONENTS", "OUTPUT", "ReferenceIO", "chain_of", "downstream_logits",
+           "per_sample", "reference_io"]
 
 
 @dataclass
@@ -53,27 +48,22 @@ def _canonical(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reference_io(model: LRDif, faces: FaceSet, batch: int = 64) -> ReferenceIO:
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("image_features", "condition", "epr", "logits")}
+def reference_io(model, faces: FaceSet, batch: int = 64) -> ReferenceIO:
+    out: dict[str, list[torch.Tensor]] = {}
     for s in range(0, len(faces), batch):
         x, lm, nz = faces.images[s:s + batch], faces.landmarks[s:s + batch], faces.noise[s:s + batch]
-        f = model.clip_image(x)
-        c = model.fpen_s2(f)
-        z = model.diffusion(c, nz)
-        out["image_features"].append(f)
-        out["condition"].append(c)
-        out["epr"].append(z)
-        out["logits"].append(model.udcformer(x, lm, z))
+        for k, v in reference_outputs(model, x, lm, nz).items():
+            out.setdefault(k, []).append(v)
     tensors = {k: torch.cat(v) for k, v in out.items()}
     tensors.update(image=faces.images, landmarks=faces.landmarks, noise=faces.noise)
     return ReferenceIO(faces, tensors)
 
 
 @torch.no_grad()
-def downstream_logits(model: LRDif, component: str, output: torch.Tensor, ref: ReferenceIO,
+def downstream_logits(model, component: str, output: torch.Tensor, ref: ReferenceIO,
                       batch: int = 64) -> torch.Tensor:
     """Logits when ``component`` produced ``output`` and every later component is the float reference."""
-    if component in ("udcformer", "pipeline"):
+    if component in LOGIT_COMPONENTS:
         return output
     t = ref.tensors
     logits = []

@@ -195,4 +195,5 @@ def host_bench(bundle_path: str | Path, runtimes: Sequence[str], warmup: int = 1
                                  if ref else None)
     return {"schema": SCHEMA, "bundle": Path(bundle_path).name, "path": str(bundle_path), "target": m["target"],
             "backend": m.get("backend"), "quant": m["quant"], "config": m["model"].get("config"),
+            "family": m.get("family", "lrdif"),
             "device": host_info(threads), "warmup": warmup, "iters": iters, "rows": rows}

@@ -47,7 +47,7 @@ def table(report: dict[str, Any]) -> str:
     where = (f"{d.get('cpu')} ({d.get('cores')} cores, threads {d.get('threads') or 'default'})" if d["kind"] == "host"
              else f"{d.get('model') or d.get('name')} ({d['kind']})")
     title = (f"{report['bundle']}: {report['target']}/{report.get('backend')} {report['quant']} "
-             f"({report.get('config')}) on {where}; {report['warmup']} warm-up + {report['iters']} timed runs, ms")
+             f"({report.get('family', 'lrdif')} {report.get('config')}) on {where}; {report['warmup']} warm-up + {report['iters']} timed runs, ms")
     out = format_table(["runtime", "stage", "p50", "p90", "p99", "min", "mean", "load ms", "peak RSS MB", "faces/s",
                         "vs torch"], rows, title)
     notes = [f"{r['runtime']}: SDK overhead {r['sdk_overhead_pct']:.1f}% of model time"

@@ -18,9 +18,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .bundle import Bundle, BundleError
-from .components import COMPONENTS
+from .components import FAMILY_CHAIN
+from .model_registry import manifest_family
 
-#: The app-side inputs of the chain.
+#: The app-side inputs of the chain (LRDif; a DDAMFN bundle takes only ``image``).
 CHAIN_INPUTS = ("image", "landmarks", "noise")
 
 
@@ -88,7 +89,7 @@ def chain_names(bundle: Bundle, fused: bool) -> list[str]:
         if name is None:
             raise BundleError(f"{bundle.path.name} has no fused 'pipeline' component (export it with udc-export --fuse)")
         return [name]
-    return list(ex.get("order") or COMPONENTS)
+    return list(ex.get("order") or FAMILY_CHAIN[manifest_family(m)])
 
 
 def load_chain(bundle: Bundle, runtime: str, *, reference: str | Path | None = None, threads: int | None = None,

@@ -87,3 +87,29 @@ def model_from_payload(payload: dict[str, Any]) -> nn.Module:
     model = LRDif(cfg, payload.get("label_encoder") or "embedding")
     model.clip_source = payload.get("clip_source")
     return model
+
+
+def manifest_family(manifest: dict[str, Any]) -> str:
+    """The family of a bundle manifest; manifests written before the field existed are LRDif."""
+    return _check(manifest.get("family") or (manifest.get("model") or {}).get("family") or DEFAULT_FAMILY)
+
+
+def random_init_model(family: str, cfg, seed: int, label_encoder: str = "embedding") -> nn.Module:
+    """The fresh model ``udc-export --model FAMILY --config NAME --seed S`` exports (and the SDK rebuilds as the
+    reference of such a bundle): ``torch.manual_seed(seed)`` then the constructor, in eval mode."""
+    import warnings
+
+    import torch
+
+    if isinstance(cfg, str):
+        cfg = get_model_config(family, cfg)
+    torch.manual_seed(int(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if _check(family) == "ddamfn":
+            from .models.ddamfn import DDAMFN
+
+            return DDAMFN(cfg).eval()
+        from .models.lrdif import LRDif
+
+        return LRDif(cfg, label_encoder).eval()

@@ -18,22 +18,30 @@ import numpy as np
 
 from .bundle import Bundle
 from .chain import load_chain
+from .components import COMPONENT_OUTPUT, LOGIT_COMPONENTS
+from .model_registry import manifest_family
 from .parity import check, compare, rounded, thresholds_for
 from .parity_data import Faces, noise
 from .runtimes import resolve_runtime
 
-LOGITS = ("udcformer", "pipeline")
-OUTPUT_KEY = {"clip_image": "image_features", "fpen_s2": "condition", "denoiser": "epr", "udcformer": "logits",
-              "pipeline": "logits"}
+LOGITS = LOGIT_COMPONENTS
+OUTPUT_KEY = COMPONENT_OUTPUT
+
+
+def app_inputs(bundle: Bundle) -> tuple[str, ...]:
+    """The app-side tensors a bundle's chain takes: ``image, landmarks, noise`` (LRDif) or ``image`` (DDAMFN)."""
+    return ("image",) if manifest_family(bundle.manifest) == "ddamfn" else ("image", "landmarks", "noise")
 
 
 def model_inputs(bundle: Bundle, faces: Faces, seed: int = 0) -> dict[str, np.ndarray]:
-    """``image [N,3,S,S]``, ``landmarks [N,68,2]``, ``noise [N,C]`` with the manifest's preprocessing."""
+    """``image [N,3,S,S]``, ``landmarks [N,68,2]``, ``noise [N,C]`` with the manifest's preprocessing (a DDAMFN
+    bundle has no diffusion section: ``noise`` is ``[N, 0]``, and its chain reads only ``image``)."""
     pre = bundle.manifest["preprocessing"]
     mean = np.asarray(pre["mean"], np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(pre["std"], np.float32).reshape(1, 3, 1, 1)
     x = faces.crops.astype(np.float32).transpose(0, 3, 1, 2) * np.float32(pre.get("scale", 1 / 255))
-    dim = int(bundle.manifest["diffusion"]["noise"]["shape"][-1])
+    diffusion = bundle.manifest.get("diffusion")
+    dim = int(diffusion["noise"]["shape"][-1]) if diffusion else 0
     return {"image": np.ascontiguousarray((x - mean) / std, np.float32),
             "landmarks": np.ascontiguousarray(faces.landmarks, np.float32),
             "noise": noise(len(faces), dim, seed)}
@@ -43,18 +51,17 @@ def reference_tensors(model, inputs: dict[str, np.ndarray], batch: int = 32) -> 
     """Every intermediate of the float32 PyTorch reference (batched)."""
     import torch
 
-    out: dict[str, list] = {k: [] for k in ("image_features", "condition", "epr", "logits")}
+    from .components import reference_outputs
+
+    out: dict[str, list] = {}
     n = len(inputs["image"])
     with torch.no_grad():
         for s in range(0, n, batch):
             x = torch.from_numpy(inputs["image"][s:s + batch])
             lm = torch.from_numpy(inputs["landmarks"][s:s + batch])
             nz = torch.from_numpy(inputs["noise"][s:s + batch])
-            f = model.clip_image(x)
-            c = model.fpen_s2(f)
-            z = model.diffusion(c, nz)
-            for k, v in (("image_features", f), ("condition", c), ("epr", z), ("logits", model.udcformer(x, lm, z))):
-                out[k].append(v.numpy())
+            for k, v in reference_outputs(model, x, lm, nz).items():
+                out.setdefault(k, []).append(v.numpy())
     return {**inputs, **{k: np.concatenate(v) for k, v in out.items()}}
 
 
@@ -90,7 +97,7 @@ def host_parity(bundle: Bundle, faces: Faces, runtime: str = "auto", reference: 
         for step in chain.steps:
             feed = {k: np.ascontiguousarray(ref[k][i:i + 1]) for k in step.inputs}
             per_comp[step.name].append(np.asarray(step.runner(feed)[0]))
-        one = {k: np.ascontiguousarray(inputs[k][i:i + 1]) for k in ("image", "landmarks", "noise")}
+        one = {k: np.ascontiguousarray(inputs[k][i:i + 1]) for k in app_inputs(bundle)}
         e2e.append(np.asarray(chain.run(one)[0]))
     thresholds = thresholds_for(m["quant"], m)
     comps = {}

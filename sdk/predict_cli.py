@@ -3,6 +3,8 @@
     udc-predict face.udc selfie.jpg other.png
     udc-predict face.udc selfie.jpg --json
     udc-predict face.udc selfie.jpg --overlay out.png          # box, 68 landmarks and label drawn
+    udc-predict face.udc --video clip.mp4 frames_dir/          # one label per clip: U x V sampled frames
+    udc-predict face.udc --video clip.mp4 --preset dfew        # 16 segments x 1 frame (seed 002's DFEW rule)
 
 Exit codes: 0 every image predicted, 1 some image had no face or could not be read (its row says
 why), 2 the bundle cannot run here (tampered, runtime not on this host, ...).
@@ -59,7 +61,19 @@ def draw_overlay(image, pred, out: Path) -> Path:
     return out
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+_EPILOG = """\b
+Examples:
+  udc-predict face.udc selfie.jpg other.png
+  udc-predict face.udc selfie.jpg --runtime torch --json
+  udc-predict ddamfn.udc --video clip.mp4 --segments 8 --frames-per-segment 2
+  udc-predict ddamfn.udc --video clips/happy_001/ --preset dfew
+\b
+--video: each argument is a video file or a folder of frame images (name order). The frames are cut into
+U segments and the middle V frames of each are scored (seed 002's evaluation rule); the clip's label is the
+argmax of the mean of their probabilities. Frames without a face are left out (counted in the table)."""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.argument("bundle", type=click.Path())
 @click.argument("images", nargs=-1, required=True)
 @click.option("--runtime", type=click.Choice(["auto", "executorch", "onnxruntime", "coreml", "torch"]), default="auto",
@@ -70,8 +84,18 @@ def draw_overlay(image, pred, out: Path) -> Path:
 @click.option("--overlay", type=click.Path(dir_okay=False), default=None,
               help="Write the image with box, landmarks and label (OUT.png; OUT-<image>.png for several images).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image (a list) instead of a table.")
-def main(bundle, images, runtime, reference, threads, overlay, as_json):
-    """Predict the facial expression of the largest face in each IMAGE with BUNDLE (a NAME.udc directory)."""
+@click.option("--video", is_flag=True, help="The arguments are videos (files or frame folders): one label per clip.")
+@click.option("--preset", type=click.Choice(["ferv39k", "dfew"]), default=None,
+              help="--video sampling of seed 002: ferv39k = 8 segments x 2 frames (default), dfew = 16 x 1.")
+@click.option("--segments", type=click.IntRange(min=1), default=None, help="--video: U, segments per clip.")
+@click.option("--frames-per-segment", type=click.IntRange(min=1), default=None,
+              help="--video: V, consecutive frames taken in the middle of each segment.")
+@click.option("--aggregate", type=click.Choice(["mean_prob", "mean_logit"]), default="mean_prob", show_default=True,
+              help="--video: average the frames' probabilities, or softmax of their mean logit.")
+def main(bundle, images, runtime, reference, threads, overlay, as_json, video, preset, segments, frames_per_segment,
+         aggregate):
+    """Predict the facial expression of the largest face in each IMAGE with BUNDLE (a NAME.udc directory);
+    with --video, of each clip."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -83,6 +107,12 @@ def main(bundle, images, runtime, reference, threads, overlay, as_json):
     except UdcError as e:
         click.echo(f"udc-predict: {e}", err=True)
         sys.exit(2)
+    if not video and (preset or segments or frames_per_segment or aggregate != "mean_prob"):
+        raise click.UsageError("--preset, --segments, --frames-per-segment and --aggregate need --video")
+    if video:
+        if overlay:
+            raise click.UsageError("--overlay draws on one image: not with --video")
+        sys.exit(_videos(rec, images, preset, segments, frames_per_segment, aggregate, as_json))
     rows, out, failed = [], [], 0
     for img in images:
         try:
@@ -107,6 +137,36 @@ def main(bundle, images, runtime, reference, threads, overlay, as_json):
                  f"{', random-init weights' if m['model'].get('random_init') else ''}) on {rec.runtime}")
         click.echo(format_table(["image", "label", "confidence", "model ms", "total ms", "note"], rows, title))
     sys.exit(1 if failed else 0)
+
+
+def _videos(rec, videos, preset, segments, frames_per_segment, aggregate, as_json) -> int:
+    from .errors import UdcError
+    from .video import CLIP_PRESETS
+
+    sampling = CLIP_PRESETS[preset or "ferv39k"]
+    u, v = segments or sampling.segments, frames_per_segment or sampling.frames_per_segment
+    rows, out, failed = [], [], 0
+    for path in videos:
+        try:
+            c = rec.predict_video(path, segments=u, frames_per_segment=v, aggregate=aggregate)
+        except UdcError as e:
+            failed += 1
+            rows.append([path, "-", "-", "-", "-", "-", str(e)])
+            out.append({"source": path, "error": str(e)})
+            continue
+        out.append(c.to_dict())
+        note = f"{len(c.skipped)} sampled frame(s) without a face" if c.skipped else ""
+        rows.append([path, c.label, f"{100 * c.confidence:.1f}%", f"{len(c.used)}/{len(c.indices)} of {c.num_frames}",
+                     f"{c.timings['model']:.2f}", f"{c.timings['total']:.1f}", note])
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        m = rec.bundle.manifest
+        title = (f"{rec.bundle.path.name} ({m.get('family', 'lrdif')}, {m['target']}/{m.get('backend')} {m['quant']}) on "
+                 f"{rec.runtime}: clips of {u} segments x {v} frames, {aggregate}")
+        click.echo(format_table(["video", "label", "confidence", "frames used", "model ms", "total ms", "note"], rows,
+                                title))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

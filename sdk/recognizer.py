@@ -8,6 +8,8 @@
     rec.predict_batch(["a.jpg", "b.jpg"])
     for frame in rec.stream("clip.mp4", history=8, smoothing="mean"):   # per-face tracks over frames
         for face in frame.faces: print(frame.index, face.track_id, face.label)
+    clip = rec.predict_video("clip.mp4", segments=8, frames_per_segment=2)   # one label per clip (seed 002)
+    clip.label, clip.probs, clip.indices, clip.frames
 
 ``load`` validates the manifest against its schema and checks every file's size and sha256 (a
 tampered or truncated bundle is refused with :class:`udc.sdk.bundle.BundleError`), checks that the
@@ -16,6 +18,8 @@ runtime can run the bundle's target on this host (Core ML only on macOS) and loa
 alignment to the manifest's crop -> the manifest's normalisation -> clip_image -> fpen_s2 -> denoiser ->
 udcformer -> softmax. The denoiser's initial noise is drawn once per recognizer from ``noise_seed``
 (the manifest's N(0, I)), so the same image always gets the same answer on every runtime.
+A DDAMFN bundle (manifest ``family: ddamfn``) runs the same face pipeline (the landmarks align the
+crop) and then its one component on the image alone: no landmarks and no noise reach the model.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from .chain import Chain, load_chain
 from .errors import NoFaceError
 from .face_align import align_face
 from .images import ImageInput, load_image
+from .model_registry import manifest_family
 from .runtimes import resolve_runtime
 
 
@@ -77,9 +82,11 @@ class Recognizer:
         self.scale = float(pre.get("scale", 1.0 / 255.0))
         self.mean = np.asarray(pre["mean"], np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(pre["std"], np.float32).reshape(1, 3, 1, 1)
-        shape = m["diffusion"]["noise"]["shape"]
+        self.family = manifest_family(m)
         self.noise_seed = noise_seed
-        self.noise = draw_noise(int(shape[-1]), noise_seed)
+        diffusion = m.get("diffusion")
+        # LRDif: the denoiser's initial noise, drawn once; DDAMFN has no diffusion section and takes no noise
+        self.noise = draw_noise(int(diffusion["noise"]["shape"][-1]), noise_seed) if diffusion else None
         self._detector = detector
 
     # ------------------------------------------------------------------------------------ loading
@@ -121,9 +128,10 @@ class Recognizer:
     def run_model(self, crop: np.ndarray, landmarks_crop: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """``(logits [K], timings)`` for one aligned crop and its 68 landmarks in crop units."""
         t0 = time.perf_counter()
-        inputs = {"image": self.preprocess(crop),
-                  "landmarks": np.ascontiguousarray(landmarks_crop, np.float32).reshape(1, 68, 2),
-                  "noise": self.noise}
+        inputs = {"image": self.preprocess(crop)}
+        if self.family == "lrdif":
+            inputs["landmarks"] = np.ascontiguousarray(landmarks_crop, np.float32).reshape(1, 68, 2)
+            inputs["noise"] = self.noise
         t1 = time.perf_counter()
         logits, ms = self.chain.run(inputs)
         timings = {"preprocess": (t1 - t0) * 1e3, **ms, "model": sum(ms.values())}
@@ -220,6 +228,94 @@ class Recognizer:
             yield FrameResult(index, faces, (time.perf_counter() - t0) * 1e3)
 
 
+    def predict_video(self, video: str | Path | Sequence[ImageInput], segments: int = 8, frames_per_segment: int = 2,
+                      aggregate: str = "mean_prob") -> "ClipPrediction":
+        """One expression for a clip, as seed 002 (IAL) scores videos: ``U = segments`` equal segments of the
+        frames, the middle ``V = frames_per_segment`` frames of each (:func:`udc.sdk.video.sample_clip_indices`,
+        evaluation rule), the largest face of each sampled frame through :meth:`predict`, then the mean of
+        the frames' probabilities (``aggregate="mean_logit"``: softmax of the mean logit).
+
+        ``video``: a video file (OpenCV), a folder of frame images (name order) or a sequence of images.
+        Sampled frames without a face are left out of the mean (listed in ``skipped``); no face in any of
+        them raises :class:`NoFaceError`. A frame sampled twice (videos shorter than ``U * V``) is run once
+        and counted twice, as the clip holds it twice.
+        """
+        import torch
+
+        from .video import ClipSampling, aggregate_clip_scores
+
+        t0 = time.perf_counter()
+        source = str(video) if isinstance(video, (str, Path)) else None
+        if isinstance(video, (str, Path)):
+            from .video import read_video_frames
+
+            try:
+                frames: Sequence[ImageInput] = read_video_frames(video)
+            except FileNotFoundError:
+                from .errors import ImageError
+
+                raise ImageError(f"{video}: no such video file or frame folder") from None
+            except ValueError as e:
+                from .errors import ImageError
+
+                raise ImageError(f"{video}: {e}") from None
+        else:
+            frames = list(video)
+        if not frames:
+            from .errors import ImageError
+
+            raise ImageError("predict_video got no frames")
+        sampling = ClipSampling(int(segments), int(frames_per_segment))
+        idx = [int(i) for i in sampling.indices(len(frames))]
+        t_decode = (time.perf_counter() - t0) * 1e3
+        by_index: dict[int, Prediction | None] = {}
+        for i in dict.fromkeys(idx):
+            try:
+                by_index[i] = self.predict(frames[i])
+            except NoFaceError:
+                by_index[i] = None
+        used = [i for i in idx if by_index[i] is not None]
+        skipped = sorted({i for i in idx if by_index[i] is None})
+        if not used:
+            raise NoFaceError(f"no face in any of the {len(set(idx))} sampled frames of "
+                              f"{source or 'the clip'} ({len(frames)} frames): use a clip with a visible face")
+        logits = torch.tensor(np.stack([by_index[i].logits for i in used]), dtype=torch.float32)
+        probs = aggregate_clip_scores(logits, aggregate).numpy().astype(np.float64)
+        k = int(np.argmax(probs))
+        preds = [by_index[i] for i in dict.fromkeys(used)]
+        timings = {"decode": t_decode, "model": sum(p.timings["model"] for p in preds),
+                   "total": (time.perf_counter() - t0) * 1e3}
+        return ClipPrediction(self.labels[k], float(probs[k]), {lab: float(v) for lab, v in zip(self.labels, probs)},
+                              len(frames), idx, used, skipped, {i: by_index[i] for i in dict.fromkeys(used)},
+                              int(segments), int(frames_per_segment), aggregate, timings, source)
+
+
+@dataclass
+class ClipPrediction:
+    label: str
+    confidence: float
+    probs: dict[str, float]  # aggregated over the used frames, in the manifest's label order
+    num_frames: int  # frames in the video
+    indices: list[int]  # the U*V sampled frame indices (time order, may repeat for short videos)
+    used: list[int]  # the sampled indices with a face (what the mean is over)
+    skipped: list[int]  # sampled frames without a face
+    frames: dict[int, Prediction]  # frame index -> its prediction
+    segments: int
+    frames_per_segment: int
+    aggregate: str
+    timings: dict[str, float]  # ms: decode (all frames), model (sum over the distinct frames run), total
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "label": self.label, "confidence": self.confidence, "probs": self.probs,
+            "num_frames": self.num_frames, "segments": self.segments, "frames_per_segment": self.frames_per_segment,
+            "aggregate": self.aggregate, "indices": self.indices, "used": self.used, "skipped": self.skipped,
+            "frame_labels": {str(i): p.label for i, p in self.frames.items()},
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
 def draw_noise(dim: int, seed: int = 0) -> np.ndarray:
     """The denoiser's initial noise ``[1, dim]`` ~ N(0, I), reproducible from ``seed`` (torch's generator)."""
     import torch
@@ -227,4 +323,4 @@ def draw_noise(dim: int, seed: int = 0) -> np.ndarray:
     return torch.randn(1, dim, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-__all__ = ["Prediction", "Recognizer", "draw_noise", "sdk_overhead_ms", "softmax"]
+__all__ = ["ClipPrediction", "Prediction", "Recognizer", "draw_noise", "sdk_overhead_ms", "softmax"]

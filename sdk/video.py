@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # frame files of a clip folder (udc.train.video_eval)
 
 
 @dataclass(frozen=True)
@@ -93,29 +93,14 @@ def gather_frames(frames, indices):
 
 def read_video_frames(path: str | Path) -> list[np.ndarray]:
     """All frames of a video file (RGB uint8 ``[H, W, 3]``), or of a folder of frame images in name order
-    (the DFEW/FERV39k layout). Video files are decoded with OpenCV (installed with mediapipe)."""
-    p = Path(path)
-    if p.is_dir():
-        from PIL import Image
+    (the DFEW/FERV39k layout). Decoding is :func:`udc.sdk.frames.iter_frames` (OpenCV for video files,
+    installed with mediapipe): the SDK has one frame reader."""
+    from .frames import iter_frames
 
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"no frame images ({', '.join(IMAGE_SUFFIXES)}) in {p}")
-        return [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    p = Path(path)
     if not p.exists():
         raise FileNotFoundError(p)
-    import cv2
-
-    cap = cv2.VideoCapture(str(p))
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
+    frames = [rgb for _, rgb in iter_frames(p)]
     if not frames:
         raise ValueError(f"could not decode any frame from {p}")
     return frames

@@ -215,12 +215,19 @@ def unused_keys(app: AppKeys, sources: dict[str, str]) -> list[str]:
 
 def app_checks(manifest: dict, fused: bool = False) -> list[str]:
     """The consistency the apps' BundleManifest.check() relies on, for a real manifest (same rules)."""
-    p, d = manifest["preprocessing"], manifest["diffusion"]["noise"]
+    p, d = manifest["preprocessing"], (manifest.get("diffusion") or {}).get("noise")
     ex = manifest["execution"]
     plan = [ex["fused"]] if fused and ex.get("fused") else list(ex["order"])
     s = p["crop_size"]
-    app = {p["input"]: [1, 3, s, s], p["landmarks"]["input"]: list(p["landmarks"]["shape"]), d["input"]: list(d["shape"])}
+    app = {p["input"]: [1, 3, s, s], p["landmarks"]["input"]: list(p["landmarks"]["shape"])}
     problems, produced = [], {}
+    family = manifest.get("family", "lrdif")
+    if family not in ("lrdif", "ddamfn"):
+        problems.append(f"family {family!r}: the apps run lrdif and ddamfn bundles")
+    if d is not None:
+        app[d["input"]] = list(d["shape"])
+    elif family == "lrdif":
+        problems.append("an lrdif bundle needs diffusion.noise (the apps refuse it)")
     if manifest.get("partial") is not None:
         problems.append("a partial bundle (some components only): the apps refuse it")
     points = p["landmarks"]["shape"][-2]

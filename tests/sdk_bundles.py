@@ -14,19 +14,22 @@ import numpy as np
 _CACHE: dict[tuple, Path] = {}
 
 
-def export_bundle(root: Path, target: str, quant: str = "fp32", eval_n: int = 8, calib_n: int = 32) -> Path:
+def export_bundle(root: Path, target: str, quant: str = "fp32", eval_n: int = 8, calib_n: int = 32,
+                  family: str = "lrdif") -> Path:
+    """A tiny random-init bundle of ``family`` (``lrdif`` or ``ddamfn``), exported once per session."""
     from udc.export.exporter import ExportRequest, run_export
 
     import os
 
-    key = (target, quant)
+    key = (family, target, quant)
+    name = f"tiny-{target}-{quant}.udc" if family == "lrdif" else f"{family}-tiny-{target}-{quant}.udc"
     cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
-    if cache and (Path(cache) / f"tiny-{target}-{quant}.udc" / "manifest.json").is_file():
-        _CACHE[key] = Path(cache) / f"tiny-{target}-{quant}.udc"
+    if cache and (Path(cache) / name / "manifest.json").is_file():
+        _CACHE[key] = Path(cache) / name
     if key not in _CACHE or not _CACHE[key].exists():
-        out = Path(cache or root) / f"tiny-{target}-{quant}.udc"
-        req = ExportRequest(output=out, target=target, config="tiny", quant=quant, eval_n=eval_n, calib_n=calib_n,
-                            threads=1, force=True)
+        out = Path(cache or root) / name
+        req = ExportRequest(output=out, target=target, config="tiny", family=family, quant=quant, eval_n=eval_n,
+                            calib_n=calib_n, threads=1, force=True)
         _CACHE[key] = run_export(req, log=lambda *_: None).path
     return _CACHE[key]
 

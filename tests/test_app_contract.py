@@ -4,7 +4,8 @@ Nothing here compiles or runs the apps (no Android SDK, Gradle, Xcode or phone o
 checked is what can fail on either side of the contract:
   * the manifest JSON Schema (sdk/data/manifest.schema.json) validates manifests that udc-export really
     wrote: a tiny fp32 ExecuTorch/XNNPACK bundle (what the Android app runs) and a tiny Core ML bundle
-    (what the iOS app runs), each exported once per module;
+    (what the iOS app runs), each exported once per session, for both model families (LRDif: four
+    components, landmarks + noise; DDAMFN: one component, image only, no diffusion section);
   * every manifest key path the Kotlin and Swift sources read (their ManifestKeys.kt / ManifestKeys.swift,
     parsed here) exists in the schema (required there when the app needs it) and in the real manifest;
     no other app source reads the manifest with a literal key, and no constant is dead;
@@ -33,12 +34,13 @@ TARGET_OF = {"kotlin": "executorch", "swift": "coreml"}
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-def _export(tmp_path_factory, target: str):
+def _export(tmp_path_factory, target: str, family: str = "lrdif"):
     from sdk_bundles import export_bundle  # one export per test session, shared with the SDK tests
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = export_bundle(tmp_path_factory.mktemp(f"app-{target}"), target)
+        quant = "fp16" if (family == "ddamfn" and target == "coreml") else "fp32"
+        path = export_bundle(tmp_path_factory.mktemp(f"app-{family}-{target}"), target, quant, family=family)
     return B.load_bundle(path)  # validates against the schema and checks every sha256
 
 
@@ -52,9 +54,24 @@ def coreml_bundle(tmp_path_factory):
     return _export(tmp_path_factory, "coreml")
 
 
+@pytest.fixture(scope="module")
+def ddamfn_et_bundle(tmp_path_factory):
+    return _export(tmp_path_factory, "executorch", "ddamfn")
+
+
+@pytest.fixture(scope="module")
+def ddamfn_coreml_bundle(tmp_path_factory):
+    return _export(tmp_path_factory, "coreml", "ddamfn")
+
+
 @pytest.fixture
 def bundle_for(et_bundle, coreml_bundle):
     return {"kotlin": et_bundle, "swift": coreml_bundle}
+
+
+@pytest.fixture
+def ddamfn_bundle_for(ddamfn_et_bundle, ddamfn_coreml_bundle):
+    return {"kotlin": ddamfn_et_bundle, "swift": ddamfn_coreml_bundle}
 
 
 # ------------------------------------------------------------------------------------------ the schema
@@ -71,6 +88,32 @@ def test_schema_validates_real_exported_manifests(et_bundle, coreml_bundle):
     assert coreml_bundle.manifest["components"]["clip_image"]["format"] == "mlpackage"
 
 
+@pytest.mark.slow
+def test_schema_validates_real_ddamfn_manifests(ddamfn_et_bundle, ddamfn_coreml_bundle):
+    import jsonschema
+
+    for b, target, fmt in ((ddamfn_et_bundle, "executorch", "pte"), (ddamfn_coreml_bundle, "coreml", "mlpackage")):
+        m = b.manifest
+        jsonschema.Draft202012Validator(SCHEMA).validate(m)
+        assert m["target"] == target and m["family"] == "ddamfn" and "diffusion" not in m
+        assert m["execution"]["order"] == ["ddamfn"] and m["components"]["ddamfn"]["format"] == fmt
+        assert m["wiring"] == {"ddamfn.image": "input:" + m["preprocessing"]["input"]}
+    m = copy.deepcopy(ddamfn_et_bundle.manifest)
+    m["family"] = "lrdif"  # an lrdif manifest without the four components and the diffusion section is refused
+    assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(m))
+
+
+def test_old_lrdif_manifests_without_family_still_validate(et_bundle):
+    import jsonschema
+
+    m = copy.deepcopy(et_bundle.manifest)
+    assert m.pop("family") == "lrdif"  # what manifests written before the field look like
+    m["model"].pop("family")
+    jsonschema.Draft202012Validator(SCHEMA).validate(m)
+    m.pop("diffusion")
+    assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(m))  # LRDif still needs its diffusion section
+
+
 # ------------------------------------------------------------------------------------------ the key paths
 @pytest.mark.parametrize("lang", LANGS)
 def test_app_keys_are_schema_paths(lang):
@@ -84,6 +127,24 @@ def test_app_keys_are_schema_paths(lang):
 def test_app_keys_resolve_in_a_real_manifest(lang, bundle_for):
     app = A.load_app_keys(lang)
     assert A.check_keys(app, SCHEMA, bundle_for[lang].manifest) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", LANGS)
+def test_app_keys_resolve_in_a_real_ddamfn_manifest(lang, ddamfn_bundle_for, bundle_for):
+    """Every key an app needs is in a DDAMFN manifest too; what it lacks beyond an LRDif manifest is exactly
+    the diffusion/noise keys, optional in the app, which reads the family and needs them only for lrdif."""
+    app = A.load_app_keys(lang)
+    m = ddamfn_bundle_for[lang].manifest
+    assert A.check_keys(app, SCHEMA, m) == []
+
+    def absent(manifest):
+        return {k.path for k in app.keys if A.manifest_problems(A.Key(k.const, k.path, False), manifest)}
+
+    assert absent(m) - absent(bundle_for[lang].manifest) == {
+        "diffusion.steps", "diffusion.noise.input", "diffusion.noise.shape", "diffusion.noise.distribution"}
+    assert all(app.paths()[p].optional for p in absent(m))
+    assert app.paths()["family"].optional and m["family"] == "ddamfn"
 
 
 def test_both_apps_read_the_same_core_keys():
@@ -127,7 +188,9 @@ def test_app_syntax_constants_match_schema_and_sdk():
 
 # ------------------------------------------------------------------------------------------ what the apps rely on
 @pytest.mark.slow
-def test_real_manifests_pass_what_the_apps_check(et_bundle, coreml_bundle):
+def test_real_manifests_pass_what_the_apps_check(et_bundle, coreml_bundle, ddamfn_et_bundle, ddamfn_coreml_bundle):
+    for b in (ddamfn_et_bundle, ddamfn_coreml_bundle):  # image only: the wiring asks for nothing else
+        assert A.app_checks(b.manifest) == []
     for b in (et_bundle, coreml_bundle):
         m = b.manifest
         assert A.app_checks(m) == []
@@ -142,14 +205,14 @@ def test_real_manifests_pass_what_the_apps_check(et_bundle, coreml_bundle):
 
 
 @pytest.mark.slow
-def test_pte_inputs_are_positional_in_manifest_order(et_bundle):
+def test_pte_inputs_are_positional_in_manifest_order(et_bundle, ddamfn_et_bundle):
     """The Android app calls forward() with the inputs in the order the manifest lists them."""
     from executorch.runtime import Runtime
 
     rt = Runtime.get()
-    for comp in et_bundle.manifest["execution"]["order"]:
-        entry = et_bundle.manifest["components"][comp]
-        meta = rt.load_program(et_bundle.file(comp)).load_method("forward").metadata
+    for b, comp in [(b, c) for b in (et_bundle, ddamfn_et_bundle) for c in b.manifest["execution"]["order"]]:
+        entry = b.manifest["components"][comp]
+        meta = rt.load_program(b.file(comp)).load_method("forward").metadata
         assert meta.num_inputs() == len(entry["inputs"]), comp
         for i, t in enumerate(entry["inputs"]):
             assert list(meta.input_tensor_meta(i).sizes()) == t["shape"], (comp, t["name"])
@@ -159,13 +222,13 @@ def test_pte_inputs_are_positional_in_manifest_order(et_bundle):
 
 
 @pytest.mark.slow
-def test_mlpackage_inputs_are_named_as_in_the_manifest(coreml_bundle):
+def test_mlpackage_inputs_are_named_as_in_the_manifest(coreml_bundle, ddamfn_coreml_bundle):
     """The iOS app feeds Core ML by the manifest's input names and reads outputs by name."""
     from udc.sdk.runtimes.coreml_runtime import inspect
 
-    for comp in coreml_bundle.manifest["execution"]["order"]:
-        entry = coreml_bundle.manifest["components"][comp]
-        spec = inspect(coreml_bundle.file(comp))
+    for b, comp in [(b, c) for b in (coreml_bundle, ddamfn_coreml_bundle) for c in b.manifest["execution"]["order"]]:
+        entry = b.manifest["components"][comp]
+        spec = inspect(b.file(comp))
         assert {i["name"]: i["shape"] for i in spec["inputs"]} == {t["name"]: t["shape"] for t in entry["inputs"]}
         got_out = {o["name"]: o for o in spec["outputs"]}
         for t in entry["outputs"]:
@@ -239,6 +302,12 @@ def test_app_checks_catch_an_inconsistent_manifest(et_bundle):
     m = copy.deepcopy(et_bundle.manifest)
     m["partial"] = {"components": ["clip_image"], "reason": "debugging"}
     assert any("partial bundle" in p for p in A.app_checks(m))
+    m = copy.deepcopy(et_bundle.manifest)
+    del m["diffusion"]  # an lrdif bundle without its noise spec: the apps refuse it (and the denoiser has no input)
+    assert any("needs diffusion.noise" in p for p in A.app_checks(m))
+    m = copy.deepcopy(et_bundle.manifest)
+    m["family"] = "resnet"
+    assert any("family 'resnet'" in p for p in A.app_checks(m))
 
 
 # ------------------------------------------------------------------------------------------ the preprocessing spec

@@ -61,12 +61,16 @@ final class BundleManifest {
     let order: [String]
     let fused: String?
     let result: String
-    let diffusionSteps: Int
+    /// Model family; manifests written before the key existed are LRDif.
+    let family: String
+    /// LRDif's T; nil for a DDAMFN bundle (no diffusion).
+    let diffusionSteps: Int?
     let quantizationMode: String?
     let parityPassed: Bool?
     let mediapipeTo68: [Int]
     let preprocessing: Preprocessing
-    let noise: NoiseSpec
+    /// The denoiser's noise input (LRDif); nil when the bundle has none (DDAMFN: the model takes the image only).
+    let noise: NoiseSpec?
 
     init(directory: URL) throws {
         self.directory = directory
@@ -86,7 +90,8 @@ final class BundleManifest {
         order = try Self.list(object, ManifestKeys.executionOrder)
         fused = Self.at(object, ManifestKeys.executionFused) as? String
         result = try Self.string(object, ManifestKeys.executionResult)
-        diffusionSteps = try Self.number(object, ManifestKeys.diffusionSteps).intValue
+        family = Self.at(object, ManifestKeys.family) as? String ?? ManifestSyntax.familyLrdif
+        diffusionSteps = (Self.at(object, ManifestKeys.diffusionSteps) as? NSNumber)?.intValue
         quantizationMode = Self.at(object, ManifestKeys.quantizationMode) as? String
         parityPassed = Self.at(object, ManifestKeys.parityPassed) as? Bool
         mediapipeTo68 = try Self.numbers(object, ManifestKeys.mediapipeTo68).map(\.intValue)
@@ -102,10 +107,14 @@ final class BundleManifest {
             fill: try Self.numbers(object, ManifestKeys.alignmentFill).map(\.floatValue),
             landmarksInput: try Self.string(object, ManifestKeys.landmarksInput),
             landmarksShape: try Self.numbers(object, ManifestKeys.landmarksShape).map(\.intValue))
-        noise = NoiseSpec(
-            input: try Self.string(object, ManifestKeys.noiseInput),
-            shape: try Self.numbers(object, ManifestKeys.noiseShape).map(\.intValue),
-            distribution: try Self.string(object, ManifestKeys.noiseDistribution))
+        if Self.at(object, ManifestKeys.noiseInput) == nil {
+            noise = nil  // DDAMFN: no diffusion section, the model takes the image only
+        } else {
+            noise = NoiseSpec(
+                input: try Self.string(object, ManifestKeys.noiseInput),
+                shape: try Self.numbers(object, ManifestKeys.noiseShape).map(\.intValue),
+                distribution: try Self.string(object, ManifestKeys.noiseDistribution))
+        }
     }
 
     /// The components to run: `order`, or the fused one alone when asked for and present.
@@ -143,6 +152,9 @@ final class BundleManifest {
         try fail(try Self.string(root, ManifestKeys.format) != ManifestSyntax.formatValue, "\(ManifestKeys.format) is not \(ManifestSyntax.formatValue)")
         let version = try Self.number(root, ManifestKeys.schemaVersion).intValue
         try fail(version > ManifestSyntax.schemaVersionSupported, "\(ManifestKeys.schemaVersion) \(version) is newer than this app: update it")
+        try fail(family != ManifestSyntax.familyLrdif && family != ManifestSyntax.familyDdamfn,
+                 "\(ManifestKeys.family) '\(family)' is not a model family this app runs (lrdif, ddamfn): update the app")
+        try fail(family == ManifestSyntax.familyLrdif && noise == nil, "an lrdif bundle needs \(ManifestKeys.noiseInput)")
         try fail(Self.at(root, ManifestKeys.partial) != nil,
                  "this bundle holds only some components ('\(ManifestKeys.partial)'): export all of them")
         try fail(target != ManifestSyntax.targetValue,
@@ -155,11 +167,13 @@ final class BundleManifest {
         try fail(mediapipeTo68.count != points, "\(ManifestKeys.mediapipeTo68) has \(mediapipeTo68.count) entries, the landmarks input \(points)")
         try fail(p.canonical.count != points * 2, "\(ManifestKeys.canonicalLandmarks) has \(p.canonical.count / 2) points, expected \(points)")
         try fail(p.alignmentPoints.contains { $0 < 0 || $0 >= points }, "\(ManifestKeys.alignmentPoints) indexes outside 0..<\(points)")
-        let appShapes: [String: [Int]] = [
+        // the app's tensors: the crop always, the landmarks (they align the crop; LRDif also feeds them to the
+        // model) and the noise only when the bundle has one; the wiring decides which a component takes
+        var appShapes: [String: [Int]] = [
             p.imageInput: [1, 3, p.cropSize, p.cropSize],
             p.landmarksInput: p.landmarksShape,
-            noise.input: noise.shape,
         ]
+        if let noise = noise { appShapes[noise.input] = noise.shape }
         var produced: [String: TensorSpec] = [:]
         let plan = try plan(useFused: useFused)
         for c in plan {

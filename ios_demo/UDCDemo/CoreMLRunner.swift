@@ -51,7 +51,7 @@ final class CoreMLRunner {
     private let resultArray: MLMultiArray
 
     static func load(manifest: BundleManifest, plan: [ComponentSpec], units: MLComputeUnits,
-                     pre: FacePreprocessor, noise: NoiseSource) async throws -> CoreMLRunner {
+                     pre: FacePreprocessor, noise: NoiseSource?) async throws -> CoreMLRunner {
         let config = MLModelConfiguration()
         config.computeUnits = units
         var models: [MLModel] = []
@@ -74,11 +74,12 @@ final class CoreMLRunner {
         return dest
     }
 
-    private init(manifest: BundleManifest, plan: [ComponentSpec], models: [MLModel], pre: FacePreprocessor, noise: NoiseSource) throws {
+    private init(manifest: BundleManifest, plan: [ComponentSpec], models: [MLModel], pre: FacePreprocessor, noise: NoiseSource?) throws {
         let p = manifest.preprocessing
         let app = ManifestSyntax.wiringAppInput
-        let appArrays: [String: MLMultiArray] = [app + p.imageInput: pre.image, app + p.landmarksInput: pre.landmarks,
-                                                 app + manifest.noise.input: noise.array]
+        var appArrays: [String: MLMultiArray] = [app + p.imageInput: pre.image, app + p.landmarksInput: pre.landmarks]
+        // a DDAMFN bundle has no noise input: nothing to wire (its one component reads input:image only)
+        if let noise = noise, let spec = manifest.noise { appArrays[app + spec.input] = noise.array }
         // one array per produced output, in the type the model declares
         var produced: [String: MLMultiArray] = [:]
         var backings: [[String: MLMultiArray]] = []

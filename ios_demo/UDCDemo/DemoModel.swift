@@ -93,14 +93,14 @@ final class Worker: @unchecked Sendable {
         let plan = try m.plan(useFused: fused)
         try m.verifyFiles(plan)
         let p = try FacePreprocessor(m.preprocessing, table: m.mediapipeTo68)
-        let n = try NoiseSource(m.noise)
+        let n = try m.noise.map { try NoiseSource($0) }  // nil for a DDAMFN bundle (image only)
         let r = try await CoreMLRunner.load(manifest: m, plan: plan, units: units, pre: p, noise: n)
         let lm = try landmarker ?? FaceLandmarkerService()
         queue.sync {
             self.manifest = m; self.pre = p; self.noise = n; self.runner = r; self.landmarker = lm
         }
         let message = "\(dir.lastPathComponent): \(m.target) \(m.quant) (\(m.quantizationMode ?? "?")), crop \(m.preprocessing.cropSize), "
-            + "T=\(m.diffusionSteps), \(m.labels.count) labels, parity \(m.parityPassed.map(String.init) ?? "n/a")\n"
+            + (m.diffusionSteps.map { "\(m.family) T=\($0), " } ?? "\(m.family), ") + "\(m.labels.count) labels, parity \(m.parityPassed.map(String.init) ?? "n/a")\n"
             + "run: \(plan.map(\.name).joined(separator: " → "))"
         return (message, m.fused != nil)
     }
@@ -121,7 +121,7 @@ final class Worker: @unchecked Sendable {
 
     /// One camera frame (on the queue).
     func process(_ sample: CMSampleBuffer) {
-        guard !busy, let lm = landmarker, let pre = pre, let runner = runner, let noise = noise, let m = manifest,
+        guard !busy, let lm = landmarker, let pre = pre, let runner = runner, let m = manifest,
               let frame = CMSampleBufferGetImageBuffer(sample) else { return }
         var state = OverlayState()
         state.frameSize = CGSize(width: CVPixelBufferGetWidth(frame), height: CVPixelBufferGetHeight(frame))
@@ -133,7 +133,7 @@ final class Worker: @unchecked Sendable {
             let ok = count > 0 && lm.mesh.withUnsafeBufferPointer { pre.process(mesh: $0.baseAddress!, meshCount: count, frame: frame) }
             if ok {
                 state.preprocessMs = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e6
-                noise.draw()
+                noise?.draw()
                 let best = try runner.run()
                 state.hasFace = true
                 state.box = CGRect(x: CGFloat(pre.box[0]), y: CGFloat(pre.box[1]),
@@ -151,7 +151,7 @@ final class Worker: @unchecked Sendable {
 
     /// N runs of the models on what the arrays hold (the last face, or a blank crop): p50/p90 per stage.
     func benchmark(iterations n: Int) -> String {
-        guard let runner = runner, let noise = noise else { return "benchmark: no bundle loaded" }
+        guard let runner = runner else { return "benchmark: no bundle loaded" }
         busy = true
         defer { busy = false }
         do {
@@ -159,7 +159,7 @@ final class Worker: @unchecked Sendable {
             var perStage = [[Double]](repeating: [], count: runner.stageNames.count)
             var total: [Double] = []
             for _ in 0..<n {
-                noise.draw()
+                noise?.draw()
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try runner.run()
                 total.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)

@@ -12,6 +12,8 @@ enum ManifestKeys {
     static let schemaVersion = "schema_version"
     static let format = "format"
     static let name = "name"
+    /// "lrdif" (four components, landmarks + noise inputs) or "ddamfn" (one component, image only); absent = lrdif.
+    static let family = "family"  // optional
     static let target = "target"
     static let backend = "backend"
     static let quant = "quant"
@@ -50,10 +52,11 @@ enum ManifestKeys {
     static let landmarksInput = "preprocessing.landmarks.input"
     static let landmarksShape = "preprocessing.landmarks.shape"
 
-    static let diffusionSteps = "diffusion.steps"
-    static let noiseInput = "diffusion.noise.input"
-    static let noiseShape = "diffusion.noise.shape"
-    static let noiseDistribution = "diffusion.noise.distribution"
+    /// LRDif only: a DDAMFN bundle has no diffusion section (BundleManifest.check requires it for lrdif).
+    static let diffusionSteps = "diffusion.steps"  // optional
+    static let noiseInput = "diffusion.noise.input"  // optional
+    static let noiseShape = "diffusion.noise.shape"  // optional
+    static let noiseDistribution = "diffusion.noise.distribution"  // optional
 
     static let mediapipeTo68 = "landmark_layout.mediapipe_to_68.indices"
 
@@ -72,4 +75,6 @@ enum ManifestSyntax {
     static let layoutValue = "NCHW"
     static let activationSoftmax = "softmax"
     static let dtypeFloat32 = "float32"
+    static let familyLrdif = "lrdif"
+    static let familyDdamfn = "ddamfn"
 }

@@ -51,6 +51,8 @@ class NoiseSpec(val input: String, val shape: LongArray, val distribution: Strin
 class BundleManifest private constructor(val dir: File, private val root: JSONObject) {
 
     val name: String = string(ManifestKeys.NAME)
+    /** Model family; manifests written before the key existed are LRDif. */
+    val family: String = (at(ManifestKeys.FAMILY) as? String) ?: ManifestSyntax.FAMILY_LRDIF
     val target: String = string(ManifestKeys.TARGET)
     val backend: String = string(ManifestKeys.BACKEND)
     val quant: String = string(ManifestKeys.QUANT)
@@ -58,7 +60,8 @@ class BundleManifest private constructor(val dir: File, private val root: JSONOb
     val order: List<String> = stringList(ManifestKeys.EXECUTION_ORDER)
     val fused: String? = at(ManifestKeys.EXECUTION_FUSED) as? String
     val result: String = string(ManifestKeys.EXECUTION_RESULT)
-    val diffusionSteps: Int = int(ManifestKeys.DIFFUSION_STEPS)
+    /** LRDif's T; null for a DDAMFN bundle (no diffusion). */
+    val diffusionSteps: Int? = (at(ManifestKeys.DIFFUSION_STEPS) as? Number)?.toInt()
     val exporterExecutorch: String? = at(ManifestKeys.EXPORTER_EXECUTORCH) as? String
     val parityPassed: Boolean? = at(ManifestKeys.PARITY_PASSED) as? Boolean
     val mediapipeTo68: IntArray = intList(ManifestKeys.MEDIAPIPE_TO_68)
@@ -76,7 +79,8 @@ class BundleManifest private constructor(val dir: File, private val root: JSONOb
         landmarksShape = longList(ManifestKeys.LANDMARKS_SHAPE),
     )
 
-    val noise = NoiseSpec(
+    /** The denoiser's noise input (LRDif); null when the bundle has none (DDAMFN: the model takes the image only). */
+    val noise: NoiseSpec? = if (at(ManifestKeys.NOISE_INPUT) == null) null else NoiseSpec(
         input = string(ManifestKeys.NOISE_INPUT),
         shape = longList(ManifestKeys.NOISE_SHAPE),
         distribution = string(ManifestKeys.NOISE_DISTRIBUTION),
@@ -110,6 +114,10 @@ class BundleManifest private constructor(val dir: File, private val root: JSONOb
         fail(int(ManifestKeys.SCHEMA_VERSION) > ManifestSyntax.SCHEMA_VERSION_SUPPORTED) {
             "${ManifestKeys.SCHEMA_VERSION} ${int(ManifestKeys.SCHEMA_VERSION)} is newer than this app (${ManifestSyntax.SCHEMA_VERSION_SUPPORTED}): update the app"
         }
+        fail(family != ManifestSyntax.FAMILY_LRDIF && family != ManifestSyntax.FAMILY_DDAMFN) {
+            "${ManifestKeys.FAMILY} '$family' is not a model family this app runs (lrdif, ddamfn): update the app"
+        }
+        fail(family == ManifestSyntax.FAMILY_LRDIF && noise == null) { "an lrdif bundle needs ${ManifestKeys.NOISE_INPUT}" }
         fail(at(ManifestKeys.PARTIAL) != null) { "this bundle holds only some components ('${ManifestKeys.PARTIAL}'): export all of them" }
         fail(target != ManifestSyntax.TARGET_VALUE) {
             "this is a '$target' bundle; the Android app runs '${ManifestSyntax.TARGET_VALUE}' bundles (udc-export --target executorch)"
@@ -122,11 +130,13 @@ class BundleManifest private constructor(val dir: File, private val root: JSONOb
         fail(mediapipeTo68.size != points) { "${ManifestKeys.MEDIAPIPE_TO_68} has ${mediapipeTo68.size} entries, the landmarks input $points" }
         fail(p.canonical.size != points * 2) { "${ManifestKeys.CANONICAL_LANDMARKS} has ${p.canonical.size / 2} points, expected $points" }
         fail(p.alignmentPoints.any { it !in 0 until points }) { "${ManifestKeys.ALIGNMENT_POINTS} indexes outside 0..${points - 1}" }
-        val appShapes = mapOf(
-            p.imageInput to longArrayOf(1, 3, p.cropSize.toLong(), p.cropSize.toLong()),
-            p.landmarksInput to p.landmarksShape,
-            noise.input to noise.shape,
-        )
+        // the app's tensors: the crop always, the landmarks (they align the crop; LRDif also feeds them to the
+        // model) and the noise only when the bundle has one; the wiring decides which a component takes
+        val appShapes = buildMap {
+            put(p.imageInput, longArrayOf(1, 3, p.cropSize.toLong(), p.cropSize.toLong()))
+            put(p.landmarksInput, p.landmarksShape)
+            noise?.let { put(it.input, it.shape) }
+        }
         val plan = plan(usesFused)
         val produced = HashMap<String, TensorSpec>()
         for (c in plan) {

@@ -108,14 +108,15 @@ class MainActivity : AppCompatActivity() {
             val plan = m.plan(fused)
             m.verifyFiles(plan)
             val p = FacePreprocessor(m.preprocessing, m.mediapipeTo68)
-            val n = NoiseSource(m.noise)
+            val n = m.noise?.let { NoiseSource(it) } // null for a DDAMFN bundle (image only)
             val threads = Runtime.getRuntime().availableProcessors().coerceAtMost(4)
             val r = UdcRunner(m, plan, p, n, threads)
             manifest = m; pre = p; noise = n; runner = r
             result = FrameResult(p.points, plan.size).also { it.stageNames = r.stageNames }
             loadMessage = buildString {
                 append("${dir.name}: ${m.target}/${m.backend} ${m.quant}, crop ${m.preprocessing.cropSize}, ")
-                append("T=${m.diffusionSteps}, ${m.labels.size} labels, parity ${m.parityPassed}\n")
+                append(if (m.diffusionSteps != null) "${m.family} T=${m.diffusionSteps}, " else "${m.family}, ")
+                append("${m.labels.size} labels, parity ${m.parityPassed}\n")
                 append("run: ${plan.joinToString(" -> ") { it.name }}")
                 append(versionWarning(m.exporterExecutorch))
             }

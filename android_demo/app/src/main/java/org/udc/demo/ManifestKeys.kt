@@ -15,6 +15,8 @@ object ManifestKeys {
     const val SCHEMA_VERSION = "schema_version"
     const val FORMAT = "format"
     const val NAME = "name"
+    /** "lrdif" (four components, landmarks + noise inputs) or "ddamfn" (one component, image only); absent = lrdif. */
+    const val FAMILY = "family" // optional
     const val TARGET = "target"
     const val BACKEND = "backend"
     const val QUANT = "quant"
@@ -54,10 +56,11 @@ object ManifestKeys {
     const val LANDMARKS_INPUT = "preprocessing.landmarks.input"
     const val LANDMARKS_SHAPE = "preprocessing.landmarks.shape"
 
-    const val DIFFUSION_STEPS = "diffusion.steps"
-    const val NOISE_INPUT = "diffusion.noise.input"
-    const val NOISE_SHAPE = "diffusion.noise.shape"
-    const val NOISE_DISTRIBUTION = "diffusion.noise.distribution"
+    /** LRDif only: a DDAMFN bundle has no diffusion section (BundleManifest.check requires it for lrdif). */
+    const val DIFFUSION_STEPS = "diffusion.steps" // optional
+    const val NOISE_INPUT = "diffusion.noise.input" // optional
+    const val NOISE_SHAPE = "diffusion.noise.shape" // optional
+    const val NOISE_DISTRIBUTION = "diffusion.noise.distribution" // optional
 
     const val MEDIAPIPE_TO_68 = "landmark_layout.mediapipe_to_68.indices"
 
@@ -76,4 +79,6 @@ object ManifestSyntax {
     const val LAYOUT_VALUE = "NCHW"
     const val ACTIVATION_SOFTMAX = "softmax"
     const val DTYPE_FLOAT32 = "float32"
+    const val FAMILY_LRDIF = "lrdif"
+    const val FAMILY_DDAMFN = "ddamfn"
 }

@@ -19,7 +19,7 @@ class UdcRunner(
     private val manifest: BundleManifest,
     val plan: List<ComponentSpec>,
     pre: FacePreprocessor,
-    noise: NoiseSource,
+    noise: NoiseSource?,
     threads: Int,
 ) : Closeable {
     private val modules: List<Module> =
@@ -43,13 +43,18 @@ class UdcRunner(
         val app = ManifestSyntax.WIRING_APP_INPUT
         values[app + p.imageInput] = EValue.from(Tensor.fromBlob(pre.image, pre.imageShape))
         values[app + p.landmarksInput] = EValue.from(Tensor.fromBlob(pre.landmarks, p.landmarksShape))
-        values[app + manifest.noise.input] = EValue.from(Tensor.fromBlob(noise.buffer, noise.shape))
+        // a DDAMFN bundle has no noise input: nothing to wire (its one component reads input:image only)
+        if (noise != null) manifest.noise?.let { values[app + it.input] = EValue.from(Tensor.fromBlob(noise.buffer, noise.shape)) }
         for (c in plan) for (o in c.outputs) {
             val buf = Tensor.allocateFloatBuffer(o.numel)
             outputBuffers["${c.name}.${o.name}"] = buf
             values["${c.name}.${o.name}"] = EValue.from(Tensor.fromBlob(buf, o.shape))
         }
-        args = plan.map { c -> Array(c.inputs.size) { i -> values.getValue(c.sources[i]) } }
+        args = plan.map { c ->
+            Array(c.inputs.size) { i ->
+                values[c.sources[i]] ?: throw ManifestError("${c.name}.${c.inputs[i].name} comes from '${c.sources[i]}', which this bundle does not make")
+            }
+        }
         outputKeys = plan.map { c -> Array(c.outputs.size) { k -> "${c.name}.${c.outputs[k].name}" } }
         resultIndex = plan.last().outputs.indexOfFirst { it.name == manifest.result }
         for (m in modules) m.loadMethod("forward") // load (and let XNNPACK pack its weights) before frame 1
