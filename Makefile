@@ -24,7 +24,7 @@ test: $(STAMP)
 
 # The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 -> stage 2 ->
 # evaluation on the held-out synthetic UDC split -> ExecuTorch and Core ML bundles -> run the bundle on a real
-# photo and prove its parity (tiny config, CPU; about 10 minutes on 2 cores).
+# photo and prove its parity (tiny config, CPU; ~50 minutes measured on this 2-core machine while other jobs ran).
 DEMO        ?= runs/demo
 DEMO_EPOCHS ?= 8
 demo: $(STAMP)
