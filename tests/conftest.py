@@ -33,3 +33,21 @@ def batch(model):
     ex = example_inputs(model, batch=3, seed=1)
     ex["labels"] = torch.tensor([0, 3, 6])
     return ex
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """scikit-image's astronaut photo (NASA, public domain): the real-face fixture."""
+    from skimage import data as skimage_data
+
+    return skimage_data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def astronaut_landmarks(astronaut):
+    """Its 478 MediaPipe Face Mesh points (detected once per session)."""
+    from udc.sdk.face_detect import MediaPipeFaceMesh
+
+    faces = MediaPipeFaceMesh().detect(astronaut)
+    assert faces, "MediaPipe found no face in the astronaut photo"
+    return faces[0].landmarks

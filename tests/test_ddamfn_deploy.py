@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from skimage import data as skimage_data
 
 from sdk_bundles import export_bundle
 from udc.sdk.bundle import load_bundle, validate_manifest
@@ -33,20 +32,6 @@ def _bundle(root, target, quant):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return export_bundle(root, target, quant, family="ddamfn")
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-    return skimage_data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def astronaut_landmarks(astronaut):
-    from udc.sdk.face_detect import MediaPipeFaceMesh
-
-    faces = MediaPipeFaceMesh().detect(astronaut)
-    assert faces, "MediaPipe found no face in the astronaut photo"
-    return faces[0].landmarks
 
 
 @pytest.mark.parametrize("target,quant", HOST)

@@ -19,11 +19,6 @@ def pipe():
     return FacePipeline(crop_size=112)
 
 
-@pytest.fixture(scope="module")
-def astronaut():
-    return data.astronaut()
-
-
 def _png(arr_or_img, **kw) -> bytes:
     buf = io.BytesIO()
     img = arr_or_img if isinstance(arr_or_img, Image.Image) else Image.fromarray(arr_or_img)

@@ -16,27 +16,12 @@ from udc.sdk.recognizer import Prediction, Recognizer
 from udc.sdk.runtimes import RuntimeUnavailableError, host_runtimes
 from udc.sdk.tracking import FaceTracker, iou
 
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     return {"executorch": export_bundle(root, "executorch"), "onnx": export_bundle(root, "onnx")}
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-    return skimage_data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def astronaut_landmarks(astronaut):
-    from udc.sdk.face_detect import MediaPipeFaceMesh
-
-    faces = MediaPipeFaceMesh().detect(astronaut)
-    assert faces, "MediaPipe found no face in the astronaut photo"
-    return faces[0].landmarks
 
 
 @pytest.mark.parametrize("target", ["executorch", "onnx"])
