@@ -70,3 +70,18 @@ def perturb_onnx_weights(bundle: Path, component: str = "udcformer", scale: floa
     onnx.save(model, str(path))
     rehash(bundle, component)
     return n
+
+
+def write_face_folder(d: Path, per_class: int, size: int = 64, seed: int = 0) -> Path:
+    """Synthetic test faces as a photo folder plus the ``landmarks68.npz`` cache ``udc-data`` writes."""
+    from PIL import Image
+
+    from udc.train.synthetic.dataset import generate_arrays
+
+    images, _, points = generate_arrays(per_class, size=size, seed=seed, split="test")
+    keys = []
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(d / f"{i:03d}.png")
+        keys.append(f"{i:03d}.png")
+    np.savez(d / "landmarks68.npz", keys=np.array(keys), points=points)
+    return d

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sdk_bundles import export_bundle
+from sdk_bundles import export_bundle, write_face_folder
 from udc.sdk.bundle import load_bundle, validate_manifest
 from udc.sdk.recognizer import Recognizer
 from udc.sdk.runtimes import host_runtimes
@@ -114,18 +114,7 @@ def test_astronaut_label_matches_torch_on_every_runtime(root, astronaut, astrona
 
 @pytest.fixture(scope="module")
 def faces_dir(tmp_path_factory):
-    from PIL import Image
-
-    from udc.train.synthetic.dataset import generate_arrays
-
-    d = tmp_path_factory.mktemp("ddamfn-faces")
-    images, _, points = generate_arrays(2, size=64, seed=0, split="test")
-    keys = []
-    for i, img in enumerate(images):
-        Image.fromarray(img).save(d / f"{i:03d}.png")
-        keys.append(f"{i:03d}.png")
-    np.savez(d / "landmarks68.npz", keys=np.array(keys), points=points)
-    return d
+    return write_face_folder(tmp_path_factory.mktemp("ddamfn-faces"), 2)
 
 
 @pytest.mark.parametrize("target,quant", [("executorch", "int8"), ("onnx", "fp32")])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights
+from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights, write_face_folder
 from udc.sdk.parity_cli import main
 
 N = "24"
@@ -46,18 +46,7 @@ def test_fp32_bundles_pass(root, faces_dir, target):
 @pytest.fixture(scope="module")
 def faces_dir(tmp_path_factory):
     """Synthetic test faces written as a folder with the landmarks cache udc-data writes."""
-    from PIL import Image
-
-    from udc.train.synthetic.dataset import generate_arrays
-
-    d = tmp_path_factory.mktemp("faces")
-    images, _, points = generate_arrays(-(-int(N) // 7), size=64, seed=0, split="test")
-    keys = []
-    for i, img in enumerate(images):
-        Image.fromarray(img).save(d / f"{i:03d}.png")
-        keys.append(f"{i:03d}.png")
-    np.savez(d / "landmarks68.npz", keys=np.array(keys), points=points)
-    return d
+    return write_face_folder(tmp_path_factory.mktemp("faces"), -(-int(N) // 7))
 
 
 def test_no_data_refused(root):
