@@ -60,7 +60,7 @@ def _make_config(stage: int, kw: dict, family: str = "lrdif") -> TrainConfig:
     cfg.family = family
     cfg.stage = stage
     for key in ("data", "data_format", "model", "out", "epochs", "batch_size", "lr", "seed", "device",
-                "stage1", "variant", "steps", "clip", "heads", "att_weight", "att_form", "gca_reduction"):
+                "stage1", "variant", "steps", "clip", "label_dropout", "heads", "att_weight", "att_form", "gca_reduction"):
         if kw.get(key) is not None:
             setattr(cfg, key, kw[key])
     if kw.get("gca_stages") is not None:
@@ -126,6 +126,9 @@ def main() -> None:
 @_common
 @_lrdif
 @click.option("--clip", type=click.Path(exists=True), help="CLIP checkpoint (HF directory or OpenAI state dict).")
+@click.option("--label-dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="Probability of hiding a sample's label from FPEN-S1 (default: 0.5 without --clip, 0 with it: "
+                   "the paper). Without pretrained CLIP, 0 leaves stage 2 at chance (see the README).")
 def stage1(**kw):
     """Stage 1: Z = FPEN_S1(E_L(y), E_I(x)) guides UDCformer; cross-entropy (eq. 13)."""
     _run(_make_config(1, kw), kw["resume"], kw["quiet"])

@@ -38,10 +38,12 @@ class TrainConfig:
     variant: str = "V4"
     steps: int | None = None  # diffusion T override (iteration study); None = the model config's
     kl_weight: float = 1.0
-    # stage 1: probability of hiding the label from FPEN-S1 for a sample (0 = the paper). With a frozen
-    # *random* CLIP tower, stage 1 otherwise learns to read the label alone and UDCformer's image path
-    # never trains, which stage 2 then cannot recover (measured: stage 2 at chance on the synthetic set)
-    label_dropout: float = 0.0
+    # stage 1: probability of hiding the label from FPEN-S1 for a sample (0 = the paper). None = auto: 0.5 when the
+    # CLIP towers have no pretrained weights, else 0. With a *random* CLIP tower stage 1 otherwise learns to read the
+    # label alone, and stage 2 (which has no label and no informative CLIP feature) starts from a UDCformer that
+    # never had to work without one. Measured, tiny, easy synthetic UDC set, lr 1e-3, batch 32, stage 1 6 epochs +
+    # stage 2 8 epochs: stage-2 val 17.1 % with 0, 88.6 % with 0.5
+    label_dropout: float | None = None
     # "auto": train the CLIP image tower in stage 2 when it has no pretrained weights (a random frozen
     # tower carries no expression information for FPEN-S2 to read); "no": always frozen (the paper,
     # with real CLIP weights); "yes": always trained in stage 2
@@ -93,6 +95,8 @@ class TrainConfig:
             problems.append("stage must be 1 or 2")
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}")
+        if self.label_dropout is not None and not 0.0 <= self.label_dropout < 1.0:
+            problems.append("label_dropout must be in [0, 1) (or None: auto)")
         if self.train_clip not in ("auto", "yes", "no"):
             problems.append("train_clip must be auto, yes or no")
         if self.optimizer not in ("adam", "sgd"):

@@ -134,7 +134,7 @@ class Trainer:
         if self.family == "ddamfn":
             from .ddamfn import build_ddamfn
 
-            self.train_clip = False
+            self.train_clip, self.label_dropout = False, 0.0
             model = build_ddamfn(cfg)
             if self.world > 1 and self.device.type == "cuda":  # BN statistics over the global batch
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -153,6 +153,8 @@ class Trainer:
             model = LRDif(mcfg, s1.label_encoder)
             model.load_state_dict(s1.state_dict())  # diffusion shapes do not depend on T
             model.clip_source = s1.clip_source
+        self.label_dropout = cfg.label_dropout if cfg.label_dropout is not None else \
+            (0.5 if cfg.stage == 1 and model.clip_source is None else 0.0)
         self.train_clip = cfg.stage == 2 and (cfg.train_clip == "yes" or
                                               (cfg.train_clip == "auto" and model.clip_source is None))
         params = self._stage_params(model) + (list(model.clip_image.parameters()) if self.train_clip else [])
@@ -312,9 +314,9 @@ class Trainer:
         return to_model_input(images, self.mcfg.mean, self.mcfg.std).to(self.device)
 
     def _label_mask(self, batch: dict, epoch: int) -> torch.Tensor | None:
-        if self.cfg.stage != 1 or self.cfg.label_dropout <= 0:
+        if self.cfg.stage != 1 or self.label_dropout <= 0:
             return None
-        keep = [float(np.random.default_rng([self.cfg.seed, epoch, int(i), 5]).random() >= self.cfg.label_dropout)
+        keep = [float(np.random.default_rng([self.cfg.seed, epoch, int(i), 5]).random() >= self.label_dropout)
                 for i in batch["index"].tolist()]
         return torch.tensor(keep, device=self.device).unsqueeze(1)
 
@@ -346,8 +348,9 @@ class Trainer:
             gca = f", GCA on stages {list(self.mcfg.gca_stages)}" if self.mcfg.gca_stages else ""
             return (f"DDAMFN {self.mcfg.name} ({self.mcfg.image_size}px, {self.mcfg.num_heads} heads, "
                     f"att_weight={cfg.att_weight:g} ({cfg.att_form}){gca}{ial})")
+        drop = f", label dropout {self.label_dropout:g}" if cfg.stage == 1 and self.label_dropout else ""
         return (f"stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
-                f"T={self.mcfg.diffusion.steps}{ial}")
+                f"T={self.mcfg.diffusion.steps}{drop}{ial}")
 
     # ------------------------------------------------------------------ loops
     def train_epoch(self, epoch: int, stop_at_step: int | None = None) -> dict:

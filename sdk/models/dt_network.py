@@ -22,6 +22,7 @@ class ZModulation(nn.Module):
         self.norm = ChannelLayerNorm(dim)
         self.kernel = nn.Linear(epr_dim, 2 * dim)
         with torch.no_grad():  # start as the identity modulation (scale 1, shift 0), as LayerNorm's affine does
+            self.kernel.weight.zero_()  # and ignoring Z until the loss says which directions of Z matter
             self.kernel.bias[:dim].fill_(1.0)
             self.kernel.bias[dim:].zero_()
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -113,3 +113,51 @@ def window_reverse(windows: torch.Tensor, window: int, b: int, h: int, w: int) -
     x = windows.reshape(b * (h // window), w // window, window, window, c)  # [B*nH, nW, w, w, C]
     x = x.permute(0, 2, 1, 3, 4)  # [B*nH, w, nW, w, C]
     return x.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class BatchNormNeck(nn.Module):
+    """BatchNorm over ``[B, D]`` features before a classifier ("BN-neck"), written with plain ops.
+
+    Training: normalises with the statistics of the *global* batch (summed over DDP ranks with a
+    differentiable all-reduce, so N processes compute what one process computes) and updates running
+    statistics. Eval: ``(x - running_mean) * rsqrt(running_var + eps) * weight + bias``, i.e. sub/mul/add
+    that every backend delegates and quantizes (no ``batch_norm`` op in the exported graph).
+    Buffer names follow ``nn.BatchNorm1d``.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def _batch_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = torch.full((1,), float(x.shape[0]), dtype=x.dtype, device=x.device)
+        stats = torch.cat([x.sum(0), (x * x).sum(0), n])  # [2D + 1]
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.distributed.nn.functional import all_reduce
+
+            stats = all_reduce(stats)
+        d = x.shape[1]
+        count = stats[-1]
+        mean = stats[:d] / count
+        var = (stats[d:2 * d] / count - mean * mean).clamp_min(0.0)
+        return mean, var, count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [B, D]
+        if self.training:
+            mean, var, count = self._batch_stats(x)
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp_min(1.0)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(unbiased, self.momentum)
+                self.num_batches_tracked += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias

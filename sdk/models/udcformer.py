@@ -9,7 +9,7 @@ from torch import nn
 from ..config import LRDifConfig
 from .dil_network import DILNetwork
 from .dt_network import DTNetwork
-from .layers import TransformerBlock
+from .layers import BatchNormNeck, TransformerBlock
 
 
 class ScaleFusion(nn.Module):
@@ -43,7 +43,8 @@ class UDCformer(nn.Module):
         self.blocks = nn.ModuleList(
             TransformerBlock(u.fusion_dim, u.fusion_heads, u.mlp_ratio, "gelu", u.dropout) for _ in range(u.fusion_depth)
         )
-        self.norm = nn.LayerNorm(u.fusion_dim)
+        # read-out norm: "batch" (BN-neck, default) or "layer" (LayerNorm, as before); see UDCformerConfig.head_norm
+        self.norm = BatchNormNeck(u.fusion_dim) if u.head_norm == "batch" else nn.LayerNorm(u.fusion_dim)
         self.head = nn.Linear(u.fusion_dim, cfg.num_classes)
         self.global_pool = u.global_pool
 
