@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.udc-installed
 export TORCHAO_FORCE_SKIP_LOADING_SO_FILES := 1
 PYTEST_ARGS ?=
 
-.PHONY: test demo install clean
+.PHONY: test demo ablations install clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ demo: $(STAMP)
 	$(BIN)/udc-predict $(DEMO)/face-android.udc $(DEMO)/astronaut.png --overlay $(DEMO)/astronaut_prediction.png
 	$(BIN)/udc-parity $(DEMO)/face-android.udc --data $(DEMO)/faces-udc/test --n 100
 	$(BIN)/udc-bench $(DEMO)/face-android.udc --device host --warmup 5 --iters 50
+
+# The paper's Table 5 (V1-V4) and iteration study (T = 1, 2, 4, 8, 16): eight stage-2 runs from the demo's stage-1
+# checkpoint on the demo's data, one table (run `make demo` first).
+ablations: $(STAMP)
+	$(BIN)/udc-train ablations --data $(DEMO)/faces-udc --stage1 $(DEMO)/stage1/best.pt --out $(DEMO)/ablations --epochs $(DEMO_EPOCHS) --batch-size 32 --lr 1e-3 --quiet
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -18,12 +18,23 @@ def cfg():
     return tiny()
 
 
+def modulate_by_z(model, std: float = 0.05):
+    """Z-modulation kernels start at zero (UDCformer ignores Z at init); give them random weights, as training
+    does, so that Z, and everything upstream of it, reaches the logits in tests that use a random model."""
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for m in model.udcformer.modules():
+            if hasattr(m, "kernel"):
+                m.kernel.weight.copy_(torch.randn(m.kernel.weight.shape, generator=g) * std)
+    return model
+
+
 @pytest.fixture
 def model(cfg):
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return LRDif(cfg, "embedding").eval()
+        return modulate_by_z(LRDif(cfg, "embedding").eval())
 
 
 @pytest.fixture

@@ -84,3 +84,38 @@ def test_mac_counts_agree_with_hand_counts(name):
 def test_count_macs_of_a_conv():
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
     assert count_macs(conv, torch.zeros(1, 3, 10, 10)) == 10 * 10 * 8 * 3 * 9
+
+
+def test_fresh_udcformer_ignores_z_until_trained_and_bn_neck_is_plain_affine_at_inference(cfg, batch):
+    """Z-modulation kernels start at zero: a fresh UDCformer's logits do not depend on Z; one SGD step on a
+    CE loss makes them depend on it. The BN-neck uses batch statistics in training and its running ones after."""
+    import warnings
+
+    from udc.sdk.losses import ce_loss
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LRDif(cfg, "embedding").eval()
+    u, img, lms = m.udcformer, batch["image"], batch["landmarks"]
+    z_a, z_b = torch.randn(3, cfg.fpen.epr_dim), torch.randn(3, cfg.fpen.epr_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(u(img, lms, z_a), u(img, lms, z_b))
+    u.train()
+    ce_loss(u(img, lms, z_a), batch["labels"]).backward()
+    with torch.no_grad():
+        for p in u.parameters():
+            if p.grad is not None:
+                p -= 0.5 * p.grad
+    u.eval()
+    with torch.no_grad():
+        assert (u(img, lms, z_a) - u(img, lms, z_b)).abs().max() > 1e-4
+    # the BN-neck: the training step updated its running statistics; at inference it is their fixed affine
+    neck = u.norm
+    assert int(neck.num_batches_tracked) == 1 and not torch.equal(neck.running_mean, torch.zeros_like(neck.running_mean))
+    x = torch.randn(5, cfg.udcformer.fusion_dim)
+    ref = torch.nn.functional.batch_norm(x, neck.running_mean, neck.running_var, neck.weight, neck.bias, False, 0.0, neck.eps)
+    torch.testing.assert_close(neck(x), ref)
+    neck.train()
+    ref = torch.nn.functional.batch_norm(x, None, None, neck.weight, neck.bias, True, 0.0, neck.eps)
+    torch.testing.assert_close(neck(x), ref, atol=1e-5, rtol=1e-4)
