@@ -7,6 +7,7 @@ shapes fixed by the config.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -137,8 +138,6 @@ class BatchNormNeck(nn.Module):
     def _batch_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = torch.full((1,), float(x.shape[0]), dtype=x.dtype, device=x.device)
         stats = torch.cat([x.sum(0), (x * x).sum(0), n])  # [2D + 1]
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             from torch.distributed.nn.functional import all_reduce
 
