@@ -14,33 +14,25 @@ the heads' maps apart so that each head attends to a different facial region.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .mfn import ConvBN, split_channels
+from .mfn import ConvBN, CoordAtt
 
 
-class DDAHead(nn.Module):
-    """``[B, C, H, W] -> attention map [B, C, H, W]`` in (0, 1)."""
+class DDAHead(CoordAtt):
+    """``[B, C, H, W] -> attention map [B, C, H, W]`` in (0, 1): MFN's coordinate attention with linear
+    depthwise convolutions in place of its average pooling."""
 
     def __init__(self, channels: int, size: int, groups: int = 32):
-        super().__init__()
-        mip = max(8, channels // groups)
+        super().__init__(channels, groups)
         self.linear_h = ConvBN(channels, channels, (1, size), groups=channels)  # [B,C,H,W] -> [B,C,H,1]
         self.linear_w = ConvBN(channels, channels, (size, 1), groups=channels)  # [B,C,H,W] -> [B,C,1,W]
-        self.conv1 = nn.Conv2d(channels, mip, 1)
-        self.bn1 = nn.BatchNorm2d(mip)
-        self.conv2 = nn.Conv2d(mip, channels, 1)
-        self.conv3 = nn.Conv2d(mip, channels, 1)
+
+    def pool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.linear_h(x), self.linear_w(x).transpose(2, 3)  # [B, C, H, 1], [B, C, W, 1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2], x.shape[3]
-        x_h = self.linear_h(x)  # [B, C, H, 1]
-        x_w = self.linear_w(x).transpose(2, 3)  # [B, C, W, 1]
-        y = F.hardswish(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))  # [B, mip, H+W, 1]
-        y_h, y_w = split_channels(y, [h, w], dim=2)
-        a_h = torch.sigmoid(self.conv2(y_h))  # [B, C, H, 1]
-        a_w = torch.sigmoid(self.conv3(y_w.transpose(2, 3)))  # [B, C, 1, W]
+        a_h, a_w = self.maps(x)
         return a_w * a_h  # [B, C, H, W]
 
 

@@ -75,7 +75,9 @@ class MixDepthwise(nn.Module):
 
 
 class CoordAtt(nn.Module):
-    """Coordinate attention (Hou et al. 2021) with average pooling along each direction, inside MFN blocks."""
+    """Coordinate attention (Hou et al. 2021) with average pooling along each direction, inside MFN blocks.
+
+    :meth:`pool` makes the two direction-aware descriptors; DDAN's heads (``ddan.DDAHead``) replace only it."""
 
     def __init__(self, channels: int, groups: int = 32):
         super().__init__()
@@ -85,15 +87,22 @@ class CoordAtt(nn.Module):
         self.conv2 = nn.Conv2d(mip, channels, 1)
         self.conv3 = nn.Conv2d(mip, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [B, C, H, W]
+    def pool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: [B, C, H, W] -> [B, C, H, 1], [B, C, W, 1]
         h, w = x.shape[2], x.shape[3]
-        x_h = F.avg_pool2d(x, (1, w))  # [B, C, H, 1]  (= mean over W; avg_pool lowers to XNNPACK, mean(dim=3) not)
-        x_w = F.avg_pool2d(x, (h, 1)).transpose(2, 3)  # [B, C, W, 1]
+        x_h = F.avg_pool2d(x, (1, w))  # (= mean over W; avg_pool lowers to XNNPACK, mean(dim=3) not)
+        return x_h, F.avg_pool2d(x, (h, 1)).transpose(2, 3)
+
+    def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two directional attention maps ``a_h [B, C, H, 1]`` and ``a_w [B, C, 1, W]``."""
+        h, w = x.shape[2], x.shape[3]
+        x_h, x_w = self.pool(x)
         y = F.hardswish(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))  # [B, mip, H+W, 1]
         y_h, y_w = split_channels(y, [h, w], dim=2)
-        a_h = torch.sigmoid(self.conv2(y_h))  # [B, C, H, 1]
-        a_w = torch.sigmoid(self.conv3(y_w.transpose(2, 3)))  # [B, C, 1, W]
+        return torch.sigmoid(self.conv2(y_h)), torch.sigmoid(self.conv3(y_w.transpose(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a_h, a_w = self.maps(x)
         return x * a_w * a_h  # the public code's order of products
 
 
