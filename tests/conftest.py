@@ -21,10 +21,12 @@ def cfg():
 def modulate_by_z(model, std: float = 0.05):
     """Z-modulation kernels start at zero (UDCformer ignores Z at init); give them random weights, as training
     does, so that Z, and everything upstream of it, reaches the logits in tests that use a random model."""
+    from udc.sdk.models.dt_network import ZModulation
+
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
         for m in model.udcformer.modules():
-            if hasattr(m, "kernel"):
+            if isinstance(m, ZModulation):
                 m.kernel.weight.copy_(torch.randn(m.kernel.weight.shape, generator=g) * std)
     return model
 
