@@ -257,8 +257,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _train_state(self) -> dict:
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                "best": self.best, "history": self.history, "epoch_sums": self._sums.tolist(),
-                "optimizer": self.opt.state_dict(),
+                "world_size": self.world, "best": self.best, "history": self.history,
+                "epoch_sums": self._sums.tolist(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "train_config": self.cfg.to_dict()}
 
     def _save(self, name: str, with_state: bool = True) -> None:
