@@ -1,0 +1,182 @@
+"""int8 recipe selection (udc.export.quantize): ``selection_thresholds``, ``candidate_passes`` and
+``choose_recipe`` driven by a scripted evaluator, one table row per branch (first recipe, a later recipe,
+sensitive-K, the margin-aware fallback, nothing passes). No model, no quantizer: milliseconds."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from udc.export.quantize import (
+    CHAINED,
+    RECIPES,
+    candidate_passes,
+    choose_recipe,
+    selection_thresholds,
+    sensitive_recipe,
+)
+from udc.sdk.parity import THRESHOLDS
+
+SEL = selection_thresholds("int8", CHAINED)
+EPS = 1e-6
+
+
+def metrics(comp=1.0, cos=1.0, top1=1.0, ma=None):
+    """What an evaluator returns: the component's own cosine and the end-to-end logits' scores."""
+    return {"component": {"cosine": comp},
+            "end_to_end": {"cosine": cos, "top1_agreement": top1,
+                           "top1_agreement_margin_aware": top1 if ma is None else ma}}
+
+
+PASS = metrics()
+LOW_TOP1 = metrics(top1=SEL["top1"] - 0.01)                       # plain top-1 misses, margin-aware too
+TIED = metrics(top1=SEL["top1"] - 0.01, ma=1.0)                    # plain top-1 misses at near-ties only
+LOW_COS = metrics(cos=SEL["cosine"] - 0.001, ma=1.0)               # end-to-end cosine misses
+
+
+class Script:
+    """An evaluator that answers from a table keyed by (recipe, kept layers) and records its calls."""
+
+    def __init__(self, table, ranked=()):
+        self.table, self.ranked = table, list(ranked)
+        self.calls, self.rankings = [], 0
+
+    def __call__(self, recipe, kept):
+        self.calls.append((recipe, tuple(kept)))
+        return self.table[(recipe, tuple(kept))]
+
+    def ranking(self):
+        self.rankings += 1
+        return self.ranked
+
+
+LAYERS = [(f"blocks.{i}.proj", 0.1 / (i + 1)) for i in range(16)]  # most sensitive first
+TOP = [p for p, _ in LAYERS]
+
+
+def _sens(k):
+    return (sensitive_recipe(k), tuple(TOP[:k]))
+
+
+# ------------------------------------------------------------------------------------------ thresholds
+@pytest.mark.parametrize("quant", sorted(THRESHOLDS))
+@pytest.mark.parametrize("chained", [1, 2, 4])
+def test_selection_thresholds_split_the_allowed_loss(quant, chained):
+    t, s = THRESHOLDS[quant], selection_thresholds(quant, chained)
+    for key in ("cosine", "top1"):
+        assert t[key] <= s[key] <= 1.0
+        # `chained` components each losing their share lose exactly the mode's allowance
+        assert 1.0 - chained * (1.0 - s[key]) == pytest.approx(t[key], abs=1e-12)
+    if chained == 1:
+        assert s == {"cosine": t["cosine"], "top1": t["top1"]}
+
+
+def test_selection_thresholds_default_is_four_int8_components():
+    assert CHAINED == 4 and selection_thresholds() == selection_thresholds("int8", 4)
+    assert selection_thresholds("int8", 4)["top1"] > selection_thresholds("int8", 1)["top1"]
+
+
+# ------------------------------------------------------------------------------------------ candidate_passes
+@pytest.mark.parametrize("m, margin_aware, failing", [
+    (metrics(SEL["cosine"], SEL["cosine"], SEL["top1"]), False, []),  # exactly at the thresholds: pass
+    (metrics(comp=SEL["cosine"] - EPS), False, ["component cosine"]),
+    (metrics(cos=SEL["cosine"] - EPS), False, ["end-to-end cosine"]),
+    (metrics(top1=SEL["top1"] - EPS), False, ["end-to-end top-1"]),
+    (metrics(top1=SEL["top1"] - EPS, ma=1.0), True, []),  # margin-aware: plain top-1 not looked at
+    (metrics(top1=1.0, ma=SEL["top1"] - EPS), True, ["end-to-end margin-aware top-1"]),
+    (metrics(0.5, 0.5, 0.5), False, ["component cosine", "end-to-end cosine", "end-to-end top-1"]),
+])
+def test_candidate_passes_table(m, margin_aware, failing):
+    ok, fails = candidate_passes(m, "int8", margin_aware=margin_aware)
+    assert ok is (not failing)
+    assert len(fails) == len(failing)
+    for f, prefix in zip(fails, failing):
+        assert f.startswith(prefix), fails
+
+
+def test_candidate_passes_uses_the_chain_length():
+    m = metrics(top1=0.98)  # passes one component's whole int8 budget (0.97), not a quarter of it
+    assert candidate_passes(m, "int8", chained=1)[0] is True
+    assert candidate_passes(m, "int8", chained=4)[0] is False
+
+
+@pytest.mark.xfail(strict=True, reason="candidate_passes compares with `<`, so a NaN metric passes "
+                                       "(export/quantize.py; reported, behaviour left unchanged here)")
+@pytest.mark.parametrize("field", ["comp", "cos", "top1"])
+def test_candidate_passes_fails_on_nan(field):
+    assert candidate_passes(metrics(**{field: math.nan}))[0] is False
+
+
+# ------------------------------------------------------------------------------------------ choose_recipe
+R0, R1, R2 = RECIPES
+
+CASES = {
+    # name: (table, n_layers, ranking given, expected recipe, expected calls, expected basis prefix)
+    "first recipe passes": (
+        {(R0, ()): PASS}, 16, True, R0, [(R0, ())], "thresholds"),
+    "a later recipe passes": (
+        {(R0, ()): LOW_TOP1, (R1, ()): LOW_COS, (R2, ()): PASS}, 16, True, R2,
+        [(R0, ()), (R1, ()), (R2, ())], "thresholds"),
+    "sensitive-K: K=1 fails, K=2 passes": (
+        {(R0, ()): LOW_TOP1, (R1, ()): LOW_TOP1, (R2, ()): LOW_TOP1, _sens(1): LOW_TOP1, _sens(2): PASS},
+        16, True, sensitive_recipe(2), [(R0, ()), (R1, ()), (R2, ()), _sens(1), _sens(2)], "thresholds"),
+    "sensitive-K up to a quarter of the layers (12 -> K = 1, 2, 3), then the best cosine": (
+        {(R0, ()): metrics(cos=0.90, top1=0.5), (R1, ()): metrics(cos=0.95, top1=0.5),
+         (R2, ()): metrics(cos=0.93, top1=0.5), _sens(1): metrics(cos=0.96, top1=0.5),
+         _sens(2): metrics(cos=0.97, top1=0.5), _sens(3): metrics(cos=0.94, top1=0.5)},
+        12, True, sensitive_recipe(2), [(R0, ()), (R1, ()), (R2, ()), _sens(1), _sens(2), _sens(3)], "best"),
+    "no ranking: no sensitive-K, the best cosine": (
+        {(R0, ()): metrics(cos=0.9, top1=0.5), (R1, ()): metrics(cos=0.98, top1=0.5),
+         (R2, ()): metrics(cos=0.95, top1=0.5)},
+        16, False, R1, [(R0, ()), (R1, ()), (R2, ())], "best"),
+    "one layer: no sensitive-K": (
+        {(R0, ()): LOW_TOP1, (R1, ()): metrics(cos=0.9, top1=0.5), (R2, ()): LOW_TOP1}, 1, True, R0,
+        [(R0, ()), (R1, ()), (R2, ())], "best"),
+    "margin-aware fallback: the best plain top-1 among the margin-aware passers": (
+        {(R0, ()): metrics(top1=0.95, ma=1.0), (R1, ()): metrics(top1=0.98, ma=1.0),
+         (R2, ()): metrics(cos=0.999999, top1=0.99, ma=0.5),  # best plain top-1 and cosine, but a real flip
+         _sens(1): metrics(top1=0.97, ma=1.0), _sens(2): metrics(top1=0.98, ma=1.0),
+         _sens(4): metrics(top1=0.96, ma=1.0)},
+        16, True, R1, [(R0, ()), (R1, ()), (R2, ()), _sens(1), _sens(2), _sens(4)], "margin-aware"),
+    "margin-aware fallback, no ranking: equal plain top-1 -> the first (most int8)": (
+        {(R0, ()): metrics(top1=0.9, ma=0.5), (R1, ()): TIED, (R2, ()): TIED}, 16, False, R1,
+        [(R0, ()), (R1, ()), (R2, ())], "margin-aware"),
+    "nothing passes, not even margin-aware: the best end-to-end cosine": (
+        {(R0, ()): metrics(cos=0.95, top1=0.5), (R1, ()): metrics(cos=0.97, top1=0.5),
+         (R2, ()): metrics(cos=0.96, top1=0.5), _sens(1): metrics(cos=0.5, top1=0.5),
+         _sens(2): metrics(cos=0.6, top1=0.5), _sens(4): metrics(cos=0.7, top1=0.5)},
+        16, True, R1, [(R0, ()), (R1, ()), (R2, ()), _sens(1), _sens(2), _sens(4)], "best"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_choose_recipe_table(name):
+    table, n_layers, with_ranking, want, calls, basis = CASES[name]
+    ev = Script(table, LAYERS[:n_layers])
+    logged = []
+    chosen, cands, extra = choose_recipe(ev, RECIPES, ranking=ev.ranking if with_ranking else None,
+                                         n_layers=n_layers, log=logged.append)
+    assert chosen == want
+    assert ev.calls == calls  # the order tried, and where it stopped
+    assert [c.recipe for c in cands] == [r for r, _ in calls]
+    for c, (r, kept) in zip(cands, calls):  # every candidate's verdict is candidate_passes'
+        assert c.metrics is table[(r, kept)]
+        assert (c.passed, c.failures) == candidate_passes(c.metrics, "int8")
+    assert extra["basis"].startswith(basis), extra["basis"]
+    sensitive = [r for r, _ in calls if r.startswith("gemm-int8-sensitive-")]
+    assert ev.rankings == (1 if sensitive else 0)  # ranked once, and only when the fixed recipes all failed
+    if sensitive:
+        assert extra["ranking"][0] == {"layer": TOP[0], "one_minus_cosine": pytest.approx(LAYERS[0][1])}
+        assert len(extra["ranking"]) == min(12, n_layers)
+        assert extra["kept"] == {r: list(kept) for r, kept in calls if r in sensitive}
+        assert any("sensitivity" in line for line in logged)
+    else:
+        assert extra["ranking"] is None and extra["kept"] == {}
+
+
+def test_chained_one_uses_the_whole_budget():
+    """A DDAMFN-style single component: 98 % top-1 misses a quarter budget but meets the whole one."""
+    table = {(R0, ()): metrics(top1=0.98), (R1, ()): PASS}
+    four, one = Script(table), Script(table)
+    assert choose_recipe(four, RECIPES)[0] == R1
+    assert choose_recipe(one, RECIPES, chained=1)[0] == R0 and one.calls == [(R0, ())]
