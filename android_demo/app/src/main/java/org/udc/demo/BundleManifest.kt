@@ -128,6 +128,9 @@ class BundleManifest private constructor(val dir: File, private val root: JSONOb
         fail(p.mean.size != 3 || p.std.size != 3 || p.fill.size != 3) { "mean, std and fill need 3 values (RGB)" }
         val points = p.landmarksShape[p.landmarksShape.size - 2].toInt()
         fail(mediapipeTo68.size != points) { "${ManifestKeys.MEDIAPIPE_TO_68} has ${mediapipeTo68.size} entries, the landmarks input $points" }
+        fail(mediapipeTo68.any { it !in 0 until ManifestSyntax.MEDIAPIPE_MESH_POINTS }) {
+            "${ManifestKeys.MEDIAPIPE_TO_68} indexes outside MediaPipe's ${ManifestSyntax.MEDIAPIPE_MESH_POINTS} points"
+        }
         fail(p.canonical.size != points * 2) { "${ManifestKeys.CANONICAL_LANDMARKS} has ${p.canonical.size / 2} points, expected $points" }
         fail(p.alignmentPoints.any { it !in 0 until points }) { "${ManifestKeys.ALIGNMENT_POINTS} indexes outside 0..${points - 1}" }
         // the app's tensors: the crop always, the landmarks (they align the crop; LRDif also feeds them to the

@@ -17,6 +17,10 @@ import androidx.camera.core.resolutionselector.ResolutionSelector
 import androidx.camera.core.resolutionselector.ResolutionStrategy
 import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.core.content.ContextCompat
+import androidx.core.view.ViewCompat
+import androidx.core.view.WindowCompat
+import androidx.core.view.WindowInsetsCompat
+import androidx.core.view.updatePadding
 import com.google.mediapipe.framework.image.BitmapImageBuilder
 import com.google.mediapipe.tasks.core.BaseOptions
 import com.google.mediapipe.tasks.core.Delegate
@@ -47,23 +51,35 @@ class MainActivity : AppCompatActivity() {
     private var packed: ByteBuffer? = null
     private var bitmap: Bitmap? = null
     private var lastTimestamp = 0L
-    private var loadMessage = ""
+    // the status lines, written by the worker (bundle, landmarker) and the main thread (camera)
+    @Volatile private var loadMessage = ""
+    @Volatile private var landmarkerMessage = ""
+    @Volatile private var cameraMessage = ""
+    private var frameError = "" // the last per-frame error shown, so the same one is not posted every frame
+    private var analysis: ImageAnalysis? = null // main thread
+    @Volatile private var destroyed = false
 
     private val askCamera = registerForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
-        if (granted) startCamera() else binding.status.text = getString(R.string.no_camera_permission)
+        if (granted) {
+            startCamera()
+        } else {
+            cameraMessage = getString(R.string.no_camera_permission)
+            showStatus()
+        }
     }
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         binding = ActivityMainBinding.inflate(layoutInflater)
         setContentView(binding.root)
-        binding.fused.setOnCheckedChangeListener { _, fused -> worker.execute { loadBundle(fused) } }
+        applyWindowInsets()
+        binding.fused.setOnCheckedChangeListener { _, fused -> onWorker { loadBundle(fused) } }
         binding.benchmark.setOnClickListener {
             val n = binding.iterations.text.toString().toIntOrNull()?.coerceIn(1, 10_000) ?: 50
             binding.benchmark.isEnabled = false
-            worker.execute { benchmark(n) }
+            onWorker { benchmark(n) }
         }
-        worker.execute {
+        onWorker {
             createLandmarker()
             loadBundle(fused = false)
         }
@@ -74,38 +90,111 @@ class MainActivity : AppCompatActivity() {
         }
     }
 
+    /**
+     * Android 15 (targetSdk 35) draws the app edge to edge: the status text goes below the status bar and
+     * display cutout, the controls above the navigation bar; the preview and the overlay stay full screen.
+     * The same on older versions (decor does not fit system windows).
+     */
+    private fun applyWindowInsets() {
+        WindowCompat.setDecorFitsSystemWindows(window, false)
+        val status = binding.status
+        val controls = binding.controls
+        val statusPad = intArrayOf(status.paddingLeft, status.paddingTop, status.paddingRight)
+        val controlsPad = intArrayOf(controls.paddingLeft, controls.paddingRight, controls.paddingBottom)
+        ViewCompat.setOnApplyWindowInsetsListener(binding.root) { _, insets ->
+            val bars = insets.getInsets(WindowInsetsCompat.Type.systemBars() or WindowInsetsCompat.Type.displayCutout())
+            binding.status.updatePadding(left = statusPad[0] + bars.left, top = statusPad[1] + bars.top, right = statusPad[2] + bars.right)
+            binding.controls.updatePadding(left = controlsPad[0] + bars.left, right = controlsPad[1] + bars.right, bottom = controlsPad[2] + bars.bottom)
+            binding.overlay.setSafeArea(bars.top, bars.bottom)
+            insets
+        }
+    }
+
+    /** Runs [task] on the worker unless the activity is going away (a late click must not hit a shut-down executor). */
+    private fun onWorker(task: () -> Unit) {
+        if (destroyed) return
+        try {
+            worker.execute(task)
+        } catch (e: java.util.concurrent.RejectedExecutionException) {
+            Log.w(TAG, "worker gone", e)
+        }
+    }
+
+    /**
+     * Frames stop first (no analyzer), then the worker, after whatever it is running, closes the programs and
+     * the landmarker AND clears the fields: a frame or benchmark queued behind it sees no runner and returns
+     * instead of calling a destroyed Module ("Module has been destroyed").
+     */
     override fun onDestroy() {
-        super.onDestroy()
+        destroyed = true
+        analysis?.clearAnalyzer()
+        analysis = null
         worker.execute {
-            runner?.close()
-            landmarker?.close()
+            val r = runner
+            val l = landmarker
+            runner = null; landmarker = null; manifest = null; pre = null; noise = null; result = null
+            try { r?.close() } catch (e: Exception) { Log.w(TAG, "closing the runner", e) }
+            try { l?.close() } catch (e: Exception) { Log.w(TAG, "closing the landmarker", e) }
         }
         worker.shutdown()
+        super.onDestroy()
+    }
+
+    /** The status text: bundle line, landmarker problem and the last per-frame error (main thread). */
+    private fun showStatus(extra: String = "") {
+        val lines = listOf(loadMessage, landmarkerMessage, cameraMessage, extra).filter { it.isNotEmpty() }
+        runOnUiThread { if (!destroyed) binding.status.text = lines.joinToString("\n") }
+    }
+
+    /** What to show for a failure; rethrows what no app should swallow (out of memory, a JVM fault). */
+    private fun describe(e: Throwable): String {
+        if (e is VirtualMachineError) throw e
+        if (e is ManifestError) return e.message ?: "bad bundle"
+        return "${e.javaClass.simpleName}: ${e.message ?: "(no message)"}"
     }
 
     // ------------------------------------------------------------------------------ set-up (worker thread)
 
+    /**
+     * A missing or corrupt face_landmarker.task (or a MediaPipe native library that does not load) leaves the
+     * app running with the camera preview and a message, instead of killing it.
+     */
     private fun createLandmarker() {
-        val base = BaseOptions.builder().setModelAssetPath(FACE_LANDMARKER_TASK).setDelegate(Delegate.CPU).build()
-        val options = FaceLandmarker.FaceLandmarkerOptions.builder()
-            .setBaseOptions(base)
-            .setRunningMode(RunningMode.VIDEO) // synchronous per frame, on this thread
-            .setNumFaces(1)
-            .setMinFaceDetectionConfidence(0.5f)
-            .setMinFacePresenceConfidence(0.5f)
-            .setMinTrackingConfidence(0.5f)
-            .build()
-        landmarker = FaceLandmarker.createFromOptions(this, options)
+        landmarkerMessage = try {
+            if (assets.list("")?.contains(FACE_LANDMARKER_TASK) != true) {
+                throw IllegalStateException("$FACE_LANDMARKER_TASK is not in the APK's assets: build with network " +
+                    "(the downloadFaceLandmarker task fetches it) or copy it to app/src/main/assets/ (README)")
+            }
+            val base = BaseOptions.builder().setModelAssetPath(FACE_LANDMARKER_TASK).setDelegate(Delegate.CPU).build()
+            val options = FaceLandmarker.FaceLandmarkerOptions.builder()
+                .setBaseOptions(base)
+                .setRunningMode(RunningMode.VIDEO) // synchronous per frame, on this thread
+                .setNumFaces(1)
+                .setMinFaceDetectionConfidence(0.5f)
+                .setMinFacePresenceConfidence(0.5f)
+                .setMinTrackingConfidence(0.5f)
+                .build()
+            landmarker = FaceLandmarker.createFromOptions(this, options)
+            ""
+        } catch (e: Throwable) {
+            Log.e(TAG, "landmarker", e)
+            landmarker = null
+            "face landmarker not available: ${describe(e)}"
+        }
     }
 
     private fun loadBundle(fused: Boolean) {
-        runner?.close()
+        val old = runner
         runner = null
+        result = null
+        try { old?.close() } catch (e: Exception) { Log.w(TAG, "closing the previous runner", e) }
         try {
             val dir = BundleStore.find(this)
             val m = BundleManifest.load(dir)
             m.check(fused)
             val plan = m.plan(fused)
+            // a .pte newer than this runtime is refused here, before any program is loaded
+            val version = ExecutorchCompat.message(m.exporterExecutorch, BuildConfig.EXECUTORCH_VERSION)
             m.verifyFiles(plan)
             val p = FacePreprocessor(m.preprocessing, m.mediapipeTo68)
             val n = m.noise?.let { NoiseSource(it) } // null for a DDAMFN bundle (image only)
@@ -118,30 +207,16 @@ class MainActivity : AppCompatActivity() {
                 append(if (m.diffusionSteps != null) "${m.family} T=${m.diffusionSteps}, " else "${m.family}, ")
                 append("${m.labels.size} labels, parity ${m.parityPassed}\n")
                 append("run: ${plan.joinToString(" -> ") { it.name }}")
-                append(versionWarning(m.exporterExecutorch))
+                version.takeIf { it.isNotEmpty() }?.let { append("\n").append(it) }
             }
-        } catch (e: Exception) {
+        } catch (e: Throwable) {
             Log.e(TAG, "bundle", e)
-            loadMessage = "bundle not loaded: ${e.message}"
+            manifest = null; pre = null; noise = null; runner = null; result = null
+            loadMessage = "bundle not loaded: ${describe(e)}"
         }
-        val msg = loadMessage
-        runOnUiThread {
-            binding.status.text = msg
-            binding.fused.isEnabled = manifest?.fused != null
-        }
-    }
-
-    /** PTE files load on the runtime of their release or the next ones, never older (ExecuTorch COMPATIBILITY.md). */
-    private fun versionWarning(exporter: String?): String {
-        if (exporter == null) return ""
-        fun minor(v: String) = v.split('.').take(2).map { it.takeWhile(Char::isDigit).toIntOrNull() ?: 0 }
-        val (em, en) = minor(exporter).let { it.getOrElse(0) { 0 } to it.getOrElse(1) { 0 } }
-        val (rm, rn) = minor(BuildConfig.EXECUTORCH_VERSION).let { it.getOrElse(0) { 0 } to it.getOrElse(1) { 0 } }
-        return if (rm < em || (rm == em && rn < en)) {
-            "\nWARNING: exported with executorch $exporter, runtime is ${BuildConfig.EXECUTORCH_VERSION} (older): may not load"
-        } else {
-            ""
-        }
+        val hasFused = manifest?.fused != null
+        showStatus()
+        runOnUiThread { if (!destroyed) binding.fused.isEnabled = hasFused || binding.fused.isChecked }
     }
 
     // ------------------------------------------------------------------------------ camera
@@ -149,7 +224,14 @@ class MainActivity : AppCompatActivity() {
     private fun startCamera() {
         val future = ProcessCameraProvider.getInstance(this)
         future.addListener({
-            val provider = future.get()
+            val provider = try {
+                future.get()
+            } catch (e: Exception) {
+                Log.e(TAG, "camera", e)
+                cameraMessage = "camera not available: ${describe(e)}"
+                showStatus()
+                return@addListener
+            }
             val preview = Preview.Builder().build().also { it.setSurfaceProvider(binding.preview.surfaceProvider) }
             val analysis = ImageAnalysis.Builder()
                 .setResolutionSelector(
@@ -161,22 +243,51 @@ class MainActivity : AppCompatActivity() {
                 .setOutputImageRotationEnabled(true) // upright frames: rotationDegrees is 0
                 .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
                 .build()
+            if (destroyed) return@addListener
             analysis.setAnalyzer(worker) { image -> analyze(image) }
-            provider.unbindAll()
-            provider.bindToLifecycle(this, CameraSelector.DEFAULT_FRONT_CAMERA, preview, analysis)
+            this.analysis = analysis
+            try {
+                provider.unbindAll()
+                provider.bindToLifecycle(this, CameraSelector.DEFAULT_FRONT_CAMERA, preview, analysis)
+            } catch (e: Exception) { // no front camera, camera in use, ...
+                Log.e(TAG, "camera", e)
+                cameraMessage = "camera not available: ${describe(e)}"
+                showStatus()
+            }
         }, ContextCompat.getMainExecutor(this))
     }
 
     // ------------------------------------------------------------------------------ per frame (worker thread)
 
+    /**
+     * One camera frame. Everything that can fail (the frame copy, MediaPipe, the preprocessing, ExecuTorch: a
+     * missing operator, a shape error) runs inside one try: the error is shown on screen, the frame is always
+     * closed, and the analyzer keeps receiving frames.
+     */
     private fun analyze(image: ImageProxy) {
+        try {
+            val lmk = landmarker
+            val p = pre
+            val r = runner
+            val out = result
+            if (lmk == null || p == null || r == null || out == null) return
+            analyzeFrame(image, lmk, p, r, out)
+            if (frameError.isNotEmpty()) { frameError = ""; showStatus() }
+        } catch (e: Throwable) {
+            val msg = "frame failed: ${describe(e)}"
+            if (msg != frameError) {
+                Log.e(TAG, "frame", e)
+                frameError = msg
+                showStatus(msg)
+            }
+        } finally {
+            image.close()
+        }
+    }
+
+    private fun analyzeFrame(image: ImageProxy, lmk: FaceLandmarker, p: FacePreprocessor, r: UdcRunner, out: FrameResult) {
         val w = image.width
         val h = image.height
-        val lmk = landmarker
-        val p = pre
-        val r = runner
-        val out = result
-        if (lmk == null || p == null || r == null || out == null) { image.close(); return }
         // the frame into reused memory: packed RGBA rows (the plane may pad its rows) and a Bitmap for MediaPipe
         val buf = packed?.takeIf { it.capacity() == w * h * 4 } ?: ByteBuffer.allocateDirect(w * h * 4).also { packed = it }
         val bmp = bitmap?.takeIf { it.width == w && it.height == h }
@@ -190,7 +301,6 @@ class MainActivity : AppCompatActivity() {
             src.position(row * rowStride)
             buf.put(src)
         }
-        image.close()
         buf.rewind()
         bmp.copyPixelsFromBuffer(buf)
         buf.rewind()
@@ -217,7 +327,7 @@ class MainActivity : AppCompatActivity() {
                 out.hasFace = true
                 p.box.copyInto(out.box)
                 p.points68.copyInto(out.points68)
-                out.label = manifest?.labels?.get(best) ?: "?"
+                out.label = manifest?.labels?.getOrNull(best) ?: "?"
                 out.confidence = r.probabilities[best]
                 r.stageMillis.copyInto(out.stageMs)
             }
@@ -229,29 +339,35 @@ class MainActivity : AppCompatActivity() {
 
     /** N runs of the model on what the buffers hold (the last face seen, or a blank crop): p50/p90 per stage. */
     private fun benchmark(n: Int) {
-        val r = runner
-        val text = if (r == null) {
-            "benchmark: no bundle loaded"
-        } else {
-            repeat(WARMUP) { r.run() }
-            val perStage = Array(r.stageNames.size) { DoubleArray(n) }
-            val total = DoubleArray(n)
-            for (i in 0 until n) {
-                noise?.draw()
-                val t0 = System.nanoTime()
-                r.run()
-                total[i] = (System.nanoTime() - t0) / 1e6
-                for (s in perStage.indices) perStage[s][i] = r.stageMillis[s]
-            }
-            buildString {
-                append("benchmark, $n runs after $WARMUP warm-up (${android.os.Build.MANUFACTURER} ${android.os.Build.MODEL}):\n")
-                for (s in perStage.indices) append("%-10s %s\n".format(r.stageNames[s], Stats.summary(perStage[s])))
-                append("%-10s %s".format("total", Stats.summary(total)))
-            }
+        val text = try {
+            val r = runner
+            if (r == null) "benchmark: no bundle loaded" else benchmarkRuns(r, n)
+        } catch (e: Throwable) {
+            Log.e(TAG, "benchmark", e)
+            "benchmark failed: ${describe(e)}"
         }
         runOnUiThread {
-            binding.status.text = "$loadMessage\n$text"
+            if (destroyed) return@runOnUiThread
+            binding.status.text = listOf(loadMessage, landmarkerMessage, cameraMessage, text).filter { it.isNotEmpty() }.joinToString("\n")
             binding.benchmark.isEnabled = true
+        }
+    }
+
+    private fun benchmarkRuns(r: UdcRunner, n: Int): String {
+        repeat(WARMUP) { r.run() }
+        val perStage = Array(r.stageNames.size) { DoubleArray(n) }
+        val total = DoubleArray(n)
+        for (i in 0 until n) {
+            noise?.draw()
+            val t0 = System.nanoTime()
+            r.run()
+            total[i] = (System.nanoTime() - t0) / 1e6
+            for (s in perStage.indices) perStage[s][i] = r.stageMillis[s]
+        }
+        return buildString {
+            append("benchmark, $n runs after $WARMUP warm-up (${android.os.Build.MANUFACTURER} ${android.os.Build.MODEL}):\n")
+            for (s in perStage.indices) append("%-10s %s\n".format(r.stageNames[s], Stats.summary(perStage[s])))
+            append("%-10s %s".format("total", Stats.summary(total)))
         }
     }
 

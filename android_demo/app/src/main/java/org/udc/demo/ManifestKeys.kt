@@ -81,4 +81,6 @@ object ManifestSyntax {
     const val DTYPE_FLOAT32 = "float32"
     const val FAMILY_LRDIF = "lrdif"
     const val FAMILY_DDAMFN = "ddamfn"
+    /** MediaPipe FaceLandmarker's mesh: 468 points + 10 iris points; mediapipe_to_68 must index inside it. */
+    const val MEDIAPIPE_MESH_POINTS = 478
 }

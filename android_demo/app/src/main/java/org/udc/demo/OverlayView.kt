@@ -17,6 +17,15 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
     private var shared: FrameResult? = null
     private var drawn: FrameResult? = null
     var mirror = true
+    @Volatile private var safeTop = 0f
+    @Volatile private var safeBottom = 0f
+
+    /** System-bar insets in px (edge to edge): the text stays between the status bar and the navigation bar. */
+    fun setSafeArea(top: Int, bottom: Int) {
+        safeTop = top.toFloat()
+        safeBottom = bottom.toFloat()
+        postInvalidate()
+    }
 
     private val boxPaint = Paint().apply { color = Color.GREEN; style = Paint.Style.STROKE; strokeWidth = 4f }
     private val pointPaint = Paint().apply { color = Color.CYAN; style = Paint.Style.FILL }
@@ -52,7 +61,8 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
         fun vx(x: Float): Float { val v = x * scale + offX; return if (mirror) width - v else v }
         fun vy(y: Float) = y * scale + offY
 
-        var y = height * 0.62f
+        // the latency block: below the status bar, ending above the navigation bar and the controls row
+        var y = minOf(maxOf(height * 0.62f, safeTop + 60f), height - safeBottom - 34f * (r.stageMs.size + 4))
         if (r.hasFace) {
             val l = vx(r.box[0]); val rr = vx(r.box[2])
             canvas.drawRect(minOf(l, rr), vy(r.box[1]), maxOf(l, rr), vy(r.box[3]), boxPaint)

@@ -4,6 +4,7 @@ import java.io.Closeable
 import java.nio.FloatBuffer
 import kotlin.math.exp
 import org.pytorch.executorch.EValue
+import org.pytorch.executorch.ExecuTorchRuntime
 import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
 
@@ -22,15 +23,14 @@ class UdcRunner(
     noise: NoiseSource?,
     threads: Int,
 ) : Closeable {
-    private val modules: List<Module> =
-        plan.map { Module.load(it.file.absolutePath, Module.LOAD_MODE_MMAP, threads) }
+    private val modules = ArrayList<Module>(plan.size)
 
     /** "input:<name>" and "<component>.<output>" -> the tensor fed to the next forward(). */
     private val values = HashMap<String, EValue>()
     private val outputBuffers = HashMap<String, FloatBuffer>()
-    private val args: List<Array<EValue>>
-    private val outputKeys: List<Array<String>>
-    private val resultIndex: Int
+    private var args: List<Array<EValue>> = emptyList()
+    private var outputKeys: List<Array<String>> = emptyList()
+    private var resultIndex = -1
 
     val stageNames: List<String> = plan.map { it.name }
     val stageMillis = DoubleArray(plan.size)
@@ -39,6 +39,30 @@ class UdcRunner(
     private val logitsBuffer: FloatBuffer = FloatBuffer.wrap(logits)
 
     init {
+        try {
+            setUp(pre, noise, threads)
+        } catch (e: Throwable) {
+            close() // no half-loaded runner: free what was loaded, then report
+            throw e
+        }
+    }
+
+    /**
+     * Refuses up front a bundle whose programs need a backend this runtime lacks (a .pte lowered to Core ML,
+     * say): the manifest's backend first, then the backends every program really uses (its method metadata),
+     * before any method is loaded. Then wires the inputs and loads every method.
+     */
+    private fun setUp(pre: FacePreprocessor, noise: NoiseSource?, threads: Int) {
+        val registered = ExecuTorchRuntime.getRegisteredBackends().toSet()
+        BackendCheck.requiredFor(manifest.backend)?.let { need ->
+            if (need !in registered) throw ManifestError(BackendCheck.refusal("this '${manifest.backend}' bundle", listOf(need), registered))
+        }
+        for (c in plan) {
+            val m = Module.load(c.file.absolutePath, Module.LOAD_MODE_MMAP, threads)
+            modules.add(m)
+            val missing = BackendCheck.missing(m.getMethodMetadata("forward").backends.asIterable(), registered)
+            if (missing.isNotEmpty()) throw ManifestError(BackendCheck.refusal("${c.file.name}", missing, registered))
+        }
         val p = manifest.preprocessing
         val app = ManifestSyntax.WIRING_APP_INPUT
         values[app + p.imageInput] = EValue.from(Tensor.fromBlob(pre.image, pre.imageShape))
@@ -91,7 +115,9 @@ class UdcRunner(
         return best
     }
 
+    /** Destroys every loaded program; call on the thread that runs [run] (never while it runs). */
     override fun close() {
         modules.forEach { it.destroy() }
+        modules.clear()
     }
 }
