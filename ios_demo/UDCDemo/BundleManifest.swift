@@ -165,6 +165,8 @@ final class BundleManifest {
         try fail(p.mean.count != 3 || p.std.count != 3 || p.fill.count != 3, "mean, std and fill need 3 values (RGB)")
         let points = p.landmarksShape[p.landmarksShape.count - 2]
         try fail(mediapipeTo68.count != points, "\(ManifestKeys.mediapipeTo68) has \(mediapipeTo68.count) entries, the landmarks input \(points)")
+        try fail(mediapipeTo68.contains { $0 < 0 || $0 >= ManifestSyntax.mediapipeMeshPoints },
+                 "\(ManifestKeys.mediapipeTo68) indexes outside MediaPipe's \(ManifestSyntax.mediapipeMeshPoints) points")
         try fail(p.canonical.count != points * 2, "\(ManifestKeys.canonicalLandmarks) has \(p.canonical.count / 2) points, expected \(points)")
         try fail(p.alignmentPoints.contains { $0 < 0 || $0 >= points }, "\(ManifestKeys.alignmentPoints) indexes outside 0..<\(points)")
         // the app's tensors: the crop always, the landmarks (they align the crop; LRDif also feeds them to the

@@ -1,5 +1,6 @@
 import AVFoundation
 import SwiftUI
+import UIKit  // UIApplication.openSettingsURLString
 
 struct CameraPreview: UIViewRepresentable {
     let session: AVCaptureSession
@@ -60,13 +61,50 @@ struct OverlayView: View {
     }
 }
 
+/// Shown instead of a black preview when the camera may not be used: why the app needs it, and a link to
+/// the app's page in Settings (denied) or what else to do (restricted by a profile, no camera).
+struct CameraAccessView: View {
+    let access: CameraAccess
+    @Environment(\.openURL) private var openURL
+
+    var body: some View {
+        VStack(spacing: 12) {
+            Image(systemName: "camera.fill").font(.largeTitle)
+            Text("The front camera finds your face and reads its expression. Frames stay on this iPhone.")
+                .multilineTextAlignment(.center)
+            switch access {
+            case .denied:
+                Text("Camera access is off for this app.").font(.headline)
+                Button("Open Settings") {
+                    if let url = URL(string: UIApplication.openSettingsURLString) { openURL(url) }
+                }
+                .buttonStyle(.borderedProminent)
+            case .restricted:
+                Text("Camera access is restricted on this device (Screen Time or a device profile).").font(.headline)
+            case .unavailable(let reason):
+                Text("The camera cannot be used: \(reason)").font(.headline)
+            case .unknown, .authorized:
+                EmptyView()
+            }
+        }
+        .foregroundColor(.white)
+        .padding(20)
+        .background(.black.opacity(0.75), in: RoundedRectangle(cornerRadius: 12))
+        .padding()
+    }
+}
+
 struct ContentView: View {
     @StateObject private var model = DemoModel()
+    @Environment(\.scenePhase) private var scenePhase
 
     var body: some View {
         ZStack {
             CameraPreview(session: model.camera.session).ignoresSafeArea()
             OverlayView(state: model.overlay).ignoresSafeArea()
+            if model.cameraAccess != .authorized && model.cameraAccess != .unknown {
+                CameraAccessView(access: model.cameraAccess)
+            }
             VStack {
                 Text(model.status).font(.caption2.monospaced()).foregroundColor(.white)
                     .padding(6).background(.black.opacity(0.6))
@@ -88,6 +126,9 @@ struct ContentView: View {
                 }
                 .padding(8).background(.black.opacity(0.6))
             }
+        }
+        .onChange(of: scenePhase) { _, phase in
+            if phase == .active { model.startCameraIfAllowed() }  // back from Settings
         }
     }
 }

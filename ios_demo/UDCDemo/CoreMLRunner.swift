@@ -56,6 +56,7 @@ final class CoreMLRunner {
         config.computeUnits = units
         var models: [MLModel] = []
         for c in plan {
+            try Task.checkCancellation()  // a newer choice of compute units / fused replaced this load
             let compiled = try await compiledModel(c)
             models.append(try MLModel(contentsOf: compiled, configuration: config))
         }
@@ -63,14 +64,22 @@ final class CoreMLRunner {
     }
 
     /// .mlpackage -> .mlmodelc, compiled on the device once and kept in Application Support by sha256.
+    /// Loads are serialised by DemoModel (one at a time), and the compiled model is moved into place in one
+    /// rename; if the name is taken anyway (an earlier run), the existing copy is used and ours discarded.
     private static func compiledModel(_ c: ComponentSpec) async throws -> URL {
-        let cache = try FileManager.default.url(for: .applicationSupportDirectory, in: .userDomainMask, appropriateFor: nil, create: true)
+        let fm = FileManager.default
+        let cache = try fm.url(for: .applicationSupportDirectory, in: .userDomainMask, appropriateFor: nil, create: true)
             .appendingPathComponent("compiled", isDirectory: true)
-        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        try fm.createDirectory(at: cache, withIntermediateDirectories: true)
         let dest = cache.appendingPathComponent("\(c.sha256).mlmodelc", isDirectory: true)
-        if FileManager.default.fileExists(atPath: dest.path) { return dest }
+        if fm.fileExists(atPath: dest.path) { return dest }
+        try Task.checkCancellation()
         let temp = try await MLModel.compileModel(at: c.url)
-        try FileManager.default.moveItem(at: temp, to: dest)
+        do {
+            try fm.moveItem(at: temp, to: dest)
+        } catch where fm.fileExists(atPath: dest.path) {
+            try? fm.removeItem(at: temp)
+        }
         return dest
     }
 

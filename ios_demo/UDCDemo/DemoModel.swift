@@ -15,6 +15,12 @@ struct OverlayState {
     var stages: [(String, Double)] = []
 }
 
+/// Whether the app may use the camera, and what to tell the user when it may not.
+enum CameraAccess: Equatable {
+    case unknown, authorized, denied, restricted
+    case unavailable(String)
+}
+
 /// Camera -> FaceLandmarker -> 68 points, aligned crop, noise -> Core ML components -> overlay.
 /// All of it runs on the camera's queue (never the main thread); the UI gets copies on the main queue.
 @MainActor
@@ -27,32 +33,77 @@ final class DemoModel: ObservableObject {
     @Published var useFused = false { didSet { reload() } }
     @Published var iterations = 50
     @Published private(set) var fusedAvailable = false
+    @Published private(set) var cameraAccess: CameraAccess = .unknown
 
     let camera = CameraController()
     private let worker: Worker
+    private var cameraRunning = false
+    /// The load in flight and the number of the latest choice: a newer choice cancels the older load, waits for
+    /// it to stop (loads never overlap, so they never race on the compiled-model cache), and only the latest
+    /// choice's result is shown and kept.
+    private var loadTask: Task<Void, Never>?
+    private var loadGeneration = 0
 
     init() {
         worker = Worker(queue: camera.queue)
         camera.onFrame = { [worker] buffer in worker.process(buffer) }
         worker.publish = { [weak self] state in Task { @MainActor in self?.overlay = state } }
         reload()
+        startCameraIfAllowed()
+    }
+
+    /// Asks for the camera the first time (the system prompt shows NSCameraUsageDescription); when it was
+    /// denied or is restricted, ContentView explains why it is needed and links to Settings. Called again
+    /// when the app becomes active (the user may come back from Settings).
+    func startCameraIfAllowed() {
+        switch AVCaptureDevice.authorizationStatus(for: .video) {
+        case .authorized:
+            startCamera()
+        case .notDetermined:
+            Task {
+                let granted = await AVCaptureDevice.requestAccess(for: .video)
+                if granted { self.startCamera() } else { self.cameraAccess = .denied }
+            }
+        case .denied:
+            cameraAccess = .denied
+        case .restricted:
+            cameraAccess = .restricted
+        @unknown default:
+            cameraAccess = .denied
+        }
+    }
+
+    private func startCamera() {
+        guard !cameraRunning else { return }
         do {
             try camera.configure()
             camera.start()
+            cameraRunning = true
+            cameraAccess = .authorized
         } catch {
-            status = "camera: \(error.localizedDescription)"
+            cameraAccess = .unavailable(error.localizedDescription)
         }
     }
 
     func reload() {
         let units = computeChoice.units, fused = useFused, worker = worker
+        loadGeneration += 1
+        let generation = loadGeneration
+        let previous = loadTask
+        previous?.cancel()
         status = "loading bundle…"
-        Task {
+        loadTask = Task {
+            _ = await previous?.value  // one load at a time: the cancelled one stops first
+            guard !Task.isCancelled, generation == self.loadGeneration else { return }
             do {
                 let (message, hasFused) = try await worker.load(units: units, fused: fused)
+                guard generation == self.loadGeneration else { return }
                 self.status = message
                 self.fusedAvailable = hasFused
+            } catch is CancellationError {
+                // superseded by a newer choice: that load reports
             } catch {
+                guard generation == self.loadGeneration else { return }
                 self.status = "bundle not loaded: \(error.localizedDescription)"
             }
         }
@@ -71,7 +122,7 @@ final class DemoModel: ObservableObject {
     }
 }
 
-/// The state only the inference queue touches.
+/// The state only the inference queue touches (read and written there, never from another thread).
 final class Worker: @unchecked Sendable {
     let queue: DispatchQueue
     var publish: ((OverlayState) -> Void)?
@@ -84,8 +135,19 @@ final class Worker: @unchecked Sendable {
 
     init(queue: DispatchQueue) { self.queue = queue }
 
+    /// Runs `body` on the inference queue and resumes the caller when it is done, without blocking a
+    /// Swift-concurrency thread (no queue.sync from async code).
+    private func onQueue<T>(_ body: @escaping () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            queue.async {
+                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
     /// Finds the bundle (Documents/*.udc first, then the app's Bundles/*.udc), checks and verifies it, compiles
-    /// and loads the models, then swaps them in on the queue.
+    /// and loads the models, then swaps them in on the queue (with the landmarker, made there once). Stops with
+    /// CancellationError between steps when a newer load replaced it.
     func load(units: MLComputeUnits, fused: Bool) async throws -> (String, Bool) {
         let dir = try Self.findBundle()
         let m = try BundleManifest(directory: dir)
@@ -94,14 +156,23 @@ final class Worker: @unchecked Sendable {
         try m.verifyFiles(plan)
         let p = try FacePreprocessor(m.preprocessing, table: m.mediapipeTo68)
         let n = try m.noise.map { try NoiseSource($0) }  // nil for a DDAMFN bundle (image only)
+        try Task.checkCancellation()
         let r = try await CoreMLRunner.load(manifest: m, plan: plan, units: units, pre: p, noise: n)
-        let lm = try landmarker ?? FaceLandmarkerService()
-        queue.sync {
-            self.manifest = m; self.pre = p; self.noise = n; self.runner = r; self.landmarker = lm
+        try Task.checkCancellation()
+        let landmarkerProblem: String? = try await onQueue {
+            self.manifest = m; self.pre = p; self.noise = n; self.runner = r
+            if self.landmarker != nil { return nil }
+            do {
+                self.landmarker = try FaceLandmarkerService()
+                return nil
+            } catch {
+                return "face landmarker not available: \(error.localizedDescription)"
+            }
         }
-        let message = "\(dir.lastPathComponent): \(m.target) \(m.quant) (\(m.quantizationMode ?? "?")), crop \(m.preprocessing.cropSize), "
+        var message = "\(dir.lastPathComponent): \(m.target) \(m.quant) (\(m.quantizationMode ?? "?")), crop \(m.preprocessing.cropSize), "
             + (m.diffusionSteps.map { "\(m.family) T=\($0), " } ?? "\(m.family), ") + "\(m.labels.count) labels, parity \(m.parityPassed.map(String.init) ?? "n/a")\n"
             + "run: \(plan.map(\.name).joined(separator: " → "))"
+        if let problem = landmarkerProblem { message += "\n" + problem }
         return (message, m.fused != nil)
     }
 

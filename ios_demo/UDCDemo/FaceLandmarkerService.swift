@@ -1,7 +1,10 @@
 import CoreMedia
+import CoreVideo
+import Foundation  // Bundle: imported here, not relied on through MediaPipe's re-exports
 import MediaPipeTasksVision
 
-/// MediaPipe Tasks FaceLandmarker (478 points) in video mode: synchronous per frame, on the caller's queue.
+/// MediaPipe Tasks FaceLandmarker (478 points) in video mode: synchronous per frame. Made, used and released on
+/// the inference queue only (Worker).
 final class FaceLandmarkerService {
     static let meshPoints = 478  // 468 mesh vertices + 10 iris points
     private let landmarker: FaceLandmarker

@@ -77,4 +77,6 @@ enum ManifestSyntax {
     static let dtypeFloat32 = "float32"
     static let familyLrdif = "lrdif"
     static let familyDdamfn = "ddamfn"
+    /// MediaPipe FaceLandmarker's mesh: 468 points + 10 iris points; mediapipe_to_68 must index inside it.
+    static let mediapipeMeshPoints = 478
 }
