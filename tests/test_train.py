@@ -33,6 +33,19 @@ def make_cfg(synth, out, **kw):
     return TrainConfig(**base)
 
 
+def count_steps(t):
+    """Count ``t``'s training steps from now on (the returned list's one entry)."""
+    taken = [0]
+    forward = t._forward
+
+    def counting(*a, **k):
+        taken[0] += 1
+        return forward(*a, **k)
+
+    t._forward = counting
+    return taken
+
+
 def trainer(cfg, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -73,6 +86,7 @@ def test_stage2_reduces_the_loss_and_never_reads_the_label(synth, stage1_ckpt, t
     assert (l1 - l2).abs().max() > 1e-4
 
 
+@pytest.mark.slow
 def test_resume_after_an_interrupted_epoch_is_exact(synth, tmp_path):
     full = trainer(make_cfg(synth, tmp_path / "full", stage=1, epochs=2, flip=True, rotate_deg=8.0))
     full.fit()
@@ -81,10 +95,16 @@ def test_resume_after_an_interrupted_epoch_is_exact(synth, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         killed.fit(stop_at_step=killed._steps_per_epoch() + 3)  # dies in epoch 2, after its step-2 checkpoint
     resumed = trainer(cfg, resume=True)
-    assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)
+    spe = resumed._steps_per_epoch()
+    assert (resumed.epoch, resumed.step_in_epoch, resumed.global_step) == (1, 2, spe + 2)
+    taken = count_steps(resumed)
     resumed.fit()
-    for (n, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert torch.equal(a, b), n
+    assert taken == [spe - 2]  # only the rest of epoch 2 ran after the resume
+    assert resumed.global_step == full.global_step == 2 * spe
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert list(a) == list(b) and len(a) > 0  # same keys in the same order: nothing left out of the comparison
+    for n in a:
+        assert torch.equal(a[n], b[n]), n
     assert [h["train_loss"] for h in full.history] == [h["train_loss"] for h in resumed.history]
 
 
@@ -124,7 +144,8 @@ def test_cli_train_and_eval(synth, stage1_ckpt, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_ddp_two_processes_equal_one(synth, tmp_path, optimizer):
-    """2 CPU processes (gloo) with global batch 16 = 1 process with batch 16.
+    """2 CPU processes (gloo) with global batch 16 = 1 process with batch 16: every step's loss (the mean of
+    the two ranks' half-batch losses) and the epoch's loss agree, and the weights agree.
 
     SGD: the weights agree to float rounding. Adam divides each step by the running RMS of the
     gradient, so parameters whose true gradient is zero (e.g. the attention key bias, to which
@@ -133,14 +154,25 @@ def test_ddp_two_processes_equal_one(synth, tmp_path, optimizer):
     """
     script = tmp_path / "run.py"
     script.write_text(f"""
-import sys, warnings
+import json, sys, warnings
+from pathlib import Path
 warnings.simplefilter("ignore")
 from udc.train.config import TrainConfig
 from udc.train.trainer import Trainer
+
+class Recording(Trainer):  # every step's loss on this rank
+    def _forward(self, batch, epoch, labels):
+        loss, logits, ce = super()._forward(batch, epoch, labels)
+        steps.append([len(batch["label"]), loss.item()])
+        return loss, logits, ce
+
+steps = []
 cfg = TrainConfig(model="tiny", data={str(synth)!r}, out=sys.argv[1], epochs=1, batch_size=16, lr=1e-3,
                   optimizer={optimizer!r}, num_threads=1, flip=True, rotate_deg=5.0, max_steps_per_epoch=3,
                   cache_dir={str(tmp_path / 'cache')!r})
-Trainer(cfg, progress=False, log=lambda *a: None).fit()
+t = Recording(cfg, progress=False, log=lambda *a: None)
+t.fit()
+Path(sys.argv[1], f"steps-rank{{t.rank}}.json").write_text(json.dumps({{"world": t.world, "steps": steps}}))
 """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), str(tmp_path / "single")], check=True, env=env)
@@ -149,9 +181,24 @@ Trainer(cfg, progress=False, log=lambda *a: None).fit()
                     str(script), str(tmp_path / "ddp")], check=True, env=env, capture_output=True)
     a = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    # the run really had 2 processes, each with half of every batch
+    assert a["extra"]["train_state"]["world_size"] == 1 and b["extra"]["train_state"]["world_size"] == 2
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("steps-rank*.json")) == ["steps-rank0.json",
+                                                                                  "steps-rank1.json"]
+    one = json.loads((tmp_path / "single" / "steps-rank0.json").read_text())
+    ranks = [json.loads((tmp_path / "ddp" / f"steps-rank{r}.json").read_text()) for r in (0, 1)]
+    assert one["world"] == 1 and [r["world"] for r in ranks] == [2, 2]
+    assert len(one["steps"]) == 3 and [len(r["steps"]) for r in ranks] == [3, 3]
+    assert [n for n, _ in one["steps"]] == [16] * 3 and [n for r in ranks for n, _ in r["steps"]] == [8] * 6
+    per_step_one = [loss for _, loss in one["steps"]]
+    per_step_ddp = [(l0 + l1) / 2 for (_, l0), (_, l1) in zip(ranks[0]["steps"], ranks[1]["steps"])]
+    assert per_step_one == pytest.approx(per_step_ddp, rel=1e-5)  # NaN fails approx
+    assert ranks[0]["steps"] != ranks[1]["steps"]  # the two ranks saw different halves
     la = a["extra"]["train_state"]["history"][0]["train_loss"]
     lb = b["extra"]["train_state"]["history"][0]["train_loss"]
     assert la == pytest.approx(lb, rel=1e-5)
+    assert la == pytest.approx(sum(per_step_one) / 3, rel=1e-9)  # the epoch loss is the mean of the steps
     atol = 1e-5 if optimizer == "sgd" else 3 * 1e-3
+    assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], atol=atol, rtol=1e-4)
