@@ -16,3 +16,9 @@ class NoFaceError(UdcError, ValueError):
 
 class MissingDependencyError(UdcError, ImportError):
     """An optional runtime (MediaPipe, a backend) is not installed."""
+
+
+class LandmarksError(NoFaceError):
+    """The landmarks given for a face cannot place it: not finite (a record where no face was found is
+    cached as NaN points), the wrong shape, or all at one spot. A subclass of :class:`NoFaceError`, so
+    code that skips faceless images skips these too."""
