@@ -14,12 +14,22 @@ checked is what can fail on either side of the contract:
   * the manifest is consistent the way the apps' BundleManifest.check() needs (app tensor shapes, wiring,
     result/labels), and the exported programs take their inputs the way the apps feed them: by position
     in manifest order for .pte (ExecuTorch method metadata), by name for .mlpackage (the Core ML spec);
-  * negative tests: a key renamed in an app source, in the manifest or in the schema is reported.
+  * negative tests: a key renamed in an app source, in the manifest or in the schema is reported; every rule of
+    app_checks (478->68 table length and range, canonical landmarks, alignment points, a missing wiring entry,
+    a non-float32 input, a missing result output, the fused plan) fails on a mutated copy of a consistent
+    manifest (issue 19);
+  * source rules (issue 17): every frame / load / benchmark / camera call that can throw sits inside a
+    try/catch (Kotlin) or do/catch (Swift), directly or at every call site of its function; Android handles
+    window insets; both apps ask for the camera permission (iOS links a denial to Settings); iOS cancels a
+    superseded load and never blocks a concurrency thread with queue.sync; Android checks the registered
+    ExecuTorch backends before loading; the pinned versions agree across Gradle, Podfile, READMEs and
+    pyproject.toml under ExecuTorch's compatibility rule. Each rule is shown failing on an edited copy.
 """
 from __future__ import annotations
 
 import copy
 import json
+import re
 import warnings
 
 import pytest
@@ -343,3 +353,251 @@ def test_the_apps_preprocessing_reproduces_the_sdk_face_pipeline(model):
     levels = np.abs(x - want) * np.asarray(cfg.std, np.float32)[None, :, None, None] * 255  # in uint8 steps
     assert levels.max() < 1 + 1e-3 and (levels > 1e-3).mean() < 1e-3  # PIL's float32 math: a rare 1-step tie
     np.testing.assert_allclose(lms, face.landmarks, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ issue 19: the app checks fail
+def _synthetic_manifest() -> dict:
+    """A small, consistent LRDif manifest with a fused 'pipeline' (the exporter's own preprocessing, wiring and
+    execution sections; shapes made up), so every rule of app_checks can be shown failing without an export."""
+    from types import SimpleNamespace
+
+    from udc.export import bundle_writer as BW
+    from udc.sdk.landmarks import layout
+
+    cfg = SimpleNamespace(image_size=32, mean=[0.5] * 3, std=[0.25] * 3, num_landmarks=68)
+    names = ["clip_image", "fpen_s2", "denoiser", "udcformer", "pipeline"]
+    shapes = {"image": [1, 3, 32, 32], "landmarks": [1, 68, 2], "noise": [1, 8], "image_features": [1, 16],
+              "condition": [1, 8], "epr": [1, 8], "logits": [1, 7]}
+    tensor = lambda n: {"name": n, "shape": list(shapes[n]), "dtype": "float32"}  # noqa: E731
+    return {
+        "family": "lrdif",
+        "labels": ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"],
+        "preprocessing": BW.preprocessing(cfg),
+        "diffusion": {"steps": 4, "noise": {"input": "noise", "shape": [1, 8], "distribution": "N(0, I)"}},
+        "landmark_layout": copy.deepcopy(dict(layout())),
+        "execution": BW.execution(names),
+        "wiring": BW.wiring(names),
+        "components": {c: {"format": "pte", "inputs": [tensor(i) for i in BW.INPUTS[c]],
+                           "outputs": [tensor(BW.OUTPUT[c])]} for c in names},
+    }
+
+
+def _table(m):
+    return m["landmark_layout"]["mediapipe_to_68"]["indices"]
+
+
+def _inp(m, comp, name):
+    return next(t for t in m["components"][comp]["inputs"] if t["name"] == name)
+
+
+# (rule, fused plan?, mutation, what the report must say)
+APP_CHECK_FAILURES = [
+    ("478->68 table one entry short", False, lambda m: _table(m).pop(), "does not have one entry per landmark"),
+    ("478->68 table one entry long", False, lambda m: _table(m).append(0), "does not have one entry per landmark"),
+    ("478->68 index past the mesh", False, lambda m: _table(m).__setitem__(5, 478), "indexes outside MediaPipe's 478"),
+    ("478->68 negative index", False, lambda m: _table(m).__setitem__(0, -1), "indexes outside MediaPipe's 478"),
+    ("canonical landmarks one short", False,
+     lambda m: m["preprocessing"]["alignment"]["canonical_landmarks"].pop(), "canonical_landmarks does not have one"),
+    ("alignment point outside the 68", False,
+     lambda m: m["preprocessing"]["alignment"]["alignment_points"].__setitem__(0, 68), "alignment_points outside"),
+    ("missing wiring entry", False, lambda m: m["wiring"].pop("udcformer.epr"), "wiring has no udcformer.epr"),
+    ("missing wiring entry of an app input", False, lambda m: m["wiring"].pop("clip_image.image"),
+     "wiring has no clip_image.image"),
+    ("non-float32 intermediate", False, lambda m: _inp(m, "fpen_s2", "image_features").update(dtype="float16"),
+     "fpen_s2.image_features is float16"),
+    ("non-float32 app input", False, lambda m: _inp(m, "clip_image", "image").update(dtype="int8"),
+     "clip_image.image is int8"),
+    ("missing result output", False, lambda m: m["execution"].update(result="probs"), "udcformer has no output 'probs'"),
+    ("result output renamed in the last component", False,
+     lambda m: m["components"]["udcformer"]["outputs"][0].update(name="scores"), "udcformer has no output 'logits'"),
+    ("an intermediate from nowhere", False, lambda m: m["wiring"].update({"udcformer.epr": "fpen_s2.epr"}),
+     "which nothing before it makes"),
+    # the fused path: the plan is the 'pipeline' component alone
+    ("fused: input wired to an unfused component's output", True,
+     lambda m: m["wiring"].update({"pipeline.noise": "denoiser.epr"}), "pipeline.noise comes from 'denoiser.epr'"),
+    ("fused: missing wiring entry", True, lambda m: m["wiring"].pop("pipeline.landmarks"),
+     "wiring has no pipeline.landmarks"),
+    ("fused: non-float32 input", True, lambda m: _inp(m, "pipeline", "image").update(dtype="float16"),
+     "pipeline.image is float16"),
+    ("fused: crop shape differs from the app's", True, lambda m: _inp(m, "pipeline", "image").update(shape=[1, 3, 64, 64]),
+     "pipeline.image has shape [1, 3, 64, 64]"),
+    ("fused: missing result output", True,
+     lambda m: m["components"]["pipeline"]["outputs"][0].update(name="probs"), "pipeline has no output 'logits'"),
+    ("fused: names no component", True, lambda m: m["execution"].update(fused="pipeline_v2"), "'pipeline_v2' (execution)"),
+]
+
+
+@pytest.fixture(scope="module")
+def synthetic_manifest():
+    m = _synthetic_manifest()
+    # positive control, before anything else: the unmutated manifest passes on both plans
+    assert A.app_checks(m) == [] and A.app_checks(m, fused=True) == []
+    return m
+
+
+@pytest.mark.parametrize("rule,fused,mutate,expected", APP_CHECK_FAILURES, ids=[r[0] for r in APP_CHECK_FAILURES])
+def test_app_checks_fail_on_each_rule(synthetic_manifest, rule, fused, mutate, expected):
+    m = copy.deepcopy(synthetic_manifest)
+    mutate(m)
+    problems = A.app_checks(m, fused=fused)
+    assert any(expected in p for p in problems), (rule, problems)
+
+
+def test_app_checks_follow_the_chosen_plan(synthetic_manifest):
+    """A fault in the unfused chain does not concern the fused plan and the other way round: each plan is
+    checked on what it runs."""
+    m = copy.deepcopy(synthetic_manifest)
+    m["wiring"].pop("udcformer.epr")
+    assert A.app_checks(m, fused=True) == [] and A.app_checks(m)
+    m = copy.deepcopy(synthetic_manifest)
+    m["wiring"].pop("pipeline.noise")
+    assert A.app_checks(m) == [] and A.app_checks(m, fused=True)
+
+
+# the same rules in the apps' own BundleManifest.check (what the Python port above stands for)
+APP_RULES = {
+    "kotlin": [r"ManifestKeys\.MEDIAPIPE_TO_68\}? has", r"it !in 0 until ManifestSyntax\.MEDIAPIPE_MESH_POINTS",
+               r"ManifestKeys\.CANONICAL_LANDMARKS", r"ManifestKeys\.ALIGNMENT_POINTS",
+               r"does not say where", r"spec\.dtype != ManifestSyntax\.DTYPE_FLOAT32", r"has no output '\$result'",
+               r"fun plan\(useFused: Boolean\)"],
+    "swift": [r"ManifestKeys\.mediapipeTo68\)? has", r"\$0 >= ManifestSyntax\.mediapipeMeshPoints",
+              r"ManifestKeys\.canonicalLandmarks", r"ManifestKeys\.alignmentPoints",
+              r"does not say where", r"spec\.dtype != ManifestSyntax\.dtypeFloat32", r"has no output '\\\(result\)'",
+              r"func plan\(useFused: Bool\)"],
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_both_apps_implement_each_rule(lang):
+    text = A.app_sources(lang)["BundleManifest.kt" if lang == "kotlin" else "BundleManifest.swift"]
+    missing = [r for r in APP_RULES[lang] if not re.search(r, text)]
+    assert missing == []
+    assert A.load_app_keys(lang).syntax["MEDIAPIPE_MESH_POINTS" if lang == "kotlin" else "mediapipeMeshPoints"] == \
+        A.MEDIAPIPE_MESH_POINTS
+
+
+# ------------------------------------------------------------------------------------------ issue 17: source rules
+FRAME_FILE = {"kotlin": "MainActivity.kt", "swift": "DemoModel.swift"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_frame_path_is_inside_a_try_catch(lang):
+    assert A.frame_path_problems(lang) == []
+
+
+# (lang, what is broken, edit of the source) -> the checker must report it
+UNGUARDED = [
+    ("kotlin", "catch narrowed", lambda s: s.replace("catch (e: Throwable)", "catch (e: IllegalStateException)")),
+    ("kotlin", "analyze without try", lambda s: s.replace(
+        "            analyzeFrame(image, lmk, p, r, out)\n", "").replace(
+        "    private fun analyze(image: ImageProxy) {\n", "    private fun analyze(image: ImageProxy) {\n"
+        "        analyzeFrame(image, landmarker!!, pre!!, runner!!, result!!)\n")),
+    ("kotlin", "a new unguarded caller", lambda s: s.replace(
+        "    companion object {", "    private fun again() { runner?.run() }\n\n    companion object {")),
+    ("swift", "process without do/catch", lambda s: s.replace(
+        "    func process(_ sample: CMSampleBuffer) {",
+        "    func process(_ sample: CMSampleBuffer) {\n        _ = try? landmarker?.detect(CMSampleBufferGetImageBuffer(sample)!, timestamp: .zero)\n")),
+    ("swift", "reload catches only cancellation", lambda s: s.replace(
+        "            } catch {\n                guard generation", "            } catch let e as ManifestError {\n"
+        "                guard generation")),
+]
+
+
+@pytest.mark.parametrize("lang,what,edit", UNGUARDED, ids=[f"{u[0]}-{u[1]}" for u in UNGUARDED])
+def test_an_unguarded_frame_path_is_reported(lang, what, edit):
+    sources = A.app_sources(lang)
+    edited = edit(sources[FRAME_FILE[lang]])
+    assert edited != sources[FRAME_FILE[lang]], f"the edit '{what}' no longer applies: update it"
+    assert A.frame_path_problems(lang, {**sources, FRAME_FILE[lang]: edited})
+
+
+def test_window_insets_are_handled():
+    text = (A.KOTLIN_DIR / "MainActivity.kt").read_text()
+    assert A.inset_problems(text) == []
+    broken = {
+        "no listener": text.replace("ViewCompat.setOnApplyWindowInsetsListener(binding.root)", "run"),
+        "controls not padded": re.sub(r"binding\.controls\.updatePadding\([^\n]*\n", "\n", text),
+        "status not padded": re.sub(r"binding\.status\.updatePadding\([^\n]*\n", "\n", text),
+        "never installed": text.replace("        applyWindowInsets()\n", ""),
+        "not edge to edge below Android 15": text.replace("WindowCompat.setDecorFitsSystemWindows(window, false)", ""),
+    }
+    for what, t in broken.items():
+        assert t != text, what
+        assert A.inset_problems(t), what
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_camera_permission_is_asked_for(lang):
+    if lang == "kotlin":
+        text, decl = (A.KOTLIN_DIR / "MainActivity.kt").read_text(), (A.ANDROID_DIR / "app/src/main/AndroidManifest.xml").read_text()
+        cuts = ["ActivityResultContracts.RequestPermission()", "Manifest.permission.CAMERA) == "]
+        decl_cut = '<uses-permission android:name="android.permission.CAMERA" />'
+    else:
+        text, decl = (A.SWIFT_DIR / "DemoModel.swift").read_text(), (A.IOS_DIR / "project.yml").read_text()
+        cuts = ["AVCaptureDevice.requestAccess(for: .video)", "AVCaptureDevice.authorizationStatus(for: .video)"]
+        decl_cut = "NSCameraUsageDescription:"
+    assert A.permission_problems(lang, text, decl) == []
+    for cut in cuts:
+        assert cut in text
+        assert A.permission_problems(lang, text.replace(cut, "x()"), decl), cut
+    assert decl_cut in decl and A.permission_problems(lang, text, decl.replace(decl_cut, ""))
+
+
+def test_ios_links_a_denied_camera_to_settings():
+    view = A.strip_code((A.SWIFT_DIR / "ContentView.swift").read_text())
+    assert "UIApplication.openSettingsURLString" in view and "case .denied" in view
+    assert re.search(r"model\.startCameraIfAllowed\(\)", view)  # re-checked when the app comes back from Settings
+
+
+def test_ios_loads_are_cancelled_and_never_block_a_concurrency_thread():
+    model = A.strip_code((A.SWIFT_DIR / "DemoModel.swift").read_text())
+    assert "queue.sync" not in model
+    assert re.search(r"previous\?\.cancel\(\)", model) and re.search(r"await previous\?\.value", model)
+    assert "withCheckedThrowingContinuation" in model
+    service = (A.SWIFT_DIR / "FaceLandmarkerService.swift").read_text()
+    assert re.search(r"^import Foundation\b", service, re.M)
+
+
+def test_android_closes_the_runtime_on_the_worker_and_forgets_it():
+    code = A.strip_code((A.KOTLIN_DIR / "MainActivity.kt").read_text())
+    on_destroy = next(code[a:b] for name, a, b in A.functions(code, "kotlin") if name == "onDestroy")
+    assert re.search(r"clearAnalyzer\(\)", on_destroy)
+    assert re.search(r"worker\.execute\s*\{[^}]*runner\s*=\s*null", on_destroy, re.S)
+    runner = A.strip_code((A.KOTLIN_DIR / "UdcRunner.kt").read_text())
+    assert "ExecuTorchRuntime.getRegisteredBackends()" in runner and "getMethodMetadata(" in runner
+    set_up = next(runner[a:b] for name, a, b in A.functions(runner, "kotlin") if name == "setUp")
+    assert set_up.index("getRegisteredBackends") < set_up.index("loadMethod")  # refused before any method loads
+
+
+# ------------------------------------------------------------------------------------------ pinned versions
+def test_pinned_versions_agree_everywhere():
+    assert A.version_problems(A.version_texts()) == []
+
+
+def test_a_version_drift_is_reported():
+    t = A.version_texts()
+    v = A.pinned_versions(t)
+    drift = {
+        "README names another tasks-vision": ("android_readme", lambda s: s.replace(
+            f"tasks-vision:{v['tasks_vision']}", "tasks-vision:0.10.21")),
+        "Podfile bumped, iOS README not": ("podfile", lambda s: s.replace(f"'{v['pod']}'", "'0.10.99'")),
+        "Python exports with a newer executorch": ("pyproject", lambda s: s.replace(
+            f'"executorch=={v["executorch_python"]}"', '"executorch==9.0.0"')),
+        "Gradle too old for AGP": ("wrapper", lambda s: s.replace(f"gradle-{v['gradle']}-", "gradle-8.10.2-")),
+        "BuildConfig not the pinned version": ("app_gradle", lambda s: s.replace("\"\\\"$executorchVersion\\\"\"", '"\\"1.0.0\\""')),
+        "main README behind": ("readme_apps", lambda s: s.replace(f"executorch-android` {v['executorch_android']}", "executorch-android` 1.4.1")),
+    }
+    for what, (key, edit) in drift.items():
+        edited = edit(t[key])
+        assert edited != t[key], f"the edit '{what}' no longer applies: update it"
+        assert A.version_problems({**t, key: edited}), what
+
+
+@pytest.mark.parametrize("exporter,runtime,verdict", [
+    ("1.5.1", "1.5.1", "OK"), ("1.5.0", "1.5.1", "OK"), ("1.5.1", "1.6.0", "OK"), ("1.5.1", "1.4.1", "RUNTIME_TOO_OLD"),
+    ("1.5.1", "1.7.0", "BEYOND_GUARANTEE"), ("1.5.1", "2.0.0", "BEYOND_GUARANTEE"), ("2.0.0", "1.9.9", "RUNTIME_TOO_OLD"),
+    ("1.5.0+cpu", "1.5.1", "OK"), ("1.6.0.dev20260801", "1.5.1", "RUNTIME_TOO_OLD"), ("unknown", "1.5.1", "UNKNOWN"),
+])
+def test_executorch_compatibility_rule(exporter, runtime, verdict):
+    """ExecuTorch runtime/COMPATIBILITY.md, as RuntimeChecks.kt applies it (ported in app_contract)."""
+    assert A.executorch_verdict(exporter, runtime) == verdict
