@@ -17,14 +17,30 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ANIMATED_SUFFIXES = {".gif", ".apng", ".webp", ".tif", ".tiff"}
 
 
-def _video(path: Path) -> Iterator[np.ndarray]:
+def open_video(path: Path):
+    """An opened ``cv2.VideoCapture`` of ``path``, or :class:`ImageError` (one line)."""
     try:
         import cv2
     except ImportError as e:  # pragma: no cover - cv2 comes with mediapipe
         raise MissingDependencyError(f"{path}: reading video needs OpenCV (pip install opencv-python)") from e
+    if Path(path).is_dir():
+        raise ImageError(f"{path}: is a directory, not a video file")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied (cannot read this file)") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
+        cap.release()
         raise ImageError(f"{path}: cannot open as a video (not a video, or a codec OpenCV lacks)")
+    return cap
+
+
+def _video(path: Path) -> Iterator[np.ndarray]:
+    cap = open_video(path)
     try:
         while True:
             ok, bgr = cap.read()

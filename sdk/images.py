@@ -8,6 +8,7 @@ not half-decoded), decompression bombs (refused by Pillow's limit).
 from __future__ import annotations
 
 import io
+import stat
 from pathlib import Path
 from typing import Union
 
@@ -81,9 +82,24 @@ def load_image(src: ImageInput) -> np.ndarray:
     if isinstance(src, (str, Path)):
         name = str(src)
         path = Path(src)
-        if not path.is_file():
-            raise ImageError(f"{name}: no such file")
-        data = path.read_bytes()
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except OSError as e:
+            raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+        if stat.S_ISDIR(mode):
+            raise ImageError(f"{name}: is a directory, not an image file")
+        if not stat.S_ISREG(mode):  # a FIFO would block the read forever
+            raise ImageError(f"{name}: not a regular file")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except PermissionError:
+            raise ImageError(f"{name}: permission denied (cannot read this file)") from None
+        except OSError as e:  # a FIFO, a device, an I/O error
+            raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
     elif isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
     else:

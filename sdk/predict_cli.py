@@ -7,11 +7,13 @@
     udc-predict face.udc --video clip.mp4 --preset dfew        # 16 segments x 1 frame (seed 002's DFEW rule)
 
 Exit codes: 0 every image predicted, 1 some image had no face or could not be read (its row says
-why), 2 the bundle cannot run here (tampered, runtime not on this host, ...).
+why; the other images are still predicted), 2 the bundle cannot run here (tampered, runtime not on
+this host, ...). ``--json`` is strict JSON: a number that is not finite is ``null``, and a prediction
+whose model output is not finite is an error row. Third-party log lines (ExecuTorch's cpuinfo, absl,
+TFLite, torchao) are hidden unless ``--verbose``.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -22,7 +24,8 @@ import numpy as np
 
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 
-from .table import format_table  # noqa: E402
+from .quiet import quiet_native, setup  # noqa: E402
+from .table import dumps_json, format_table  # noqa: E402
 
 
 def overlay_path(out: Path, image: str, many: bool) -> Path:
@@ -92,18 +95,21 @@ argmax of the mean of their probabilities. Frames without a face are left out (c
               help="--video: V, consecutive frames taken in the middle of each segment.")
 @click.option("--aggregate", type=click.Choice(["mean_prob", "mean_logit"]), default="mean_prob", show_default=True,
               help="--video: average the frames' probabilities, or softmax of their mean logit.")
+@click.option("--verbose", is_flag=True, help="Also show third-party log lines (ExecuTorch, MediaPipe/absl, torchao).")
 def main(bundle, images, runtime, reference, threads, overlay, as_json, video, preset, segments, frames_per_segment,
-         aggregate):
+         aggregate, verbose):
     """Predict the facial expression of the largest face in each IMAGE with BUNDLE (a NAME.udc directory);
     with --video, of each clip."""
     import warnings
 
     warnings.filterwarnings("ignore")
+    setup(verbose)
     from .errors import UdcError
     from .recognizer import Recognizer
 
     try:
-        rec = Recognizer.load(bundle, runtime, reference=reference, threads=threads)
+        with quiet_native():  # ExecuTorch logs cpuinfo lines from C++ while it loads
+            rec = Recognizer.load(bundle, runtime, reference=reference, threads=threads)
     except UdcError as e:
         click.echo(f"udc-predict: {e}", err=True)
         sys.exit(2)
@@ -116,11 +122,20 @@ def main(bundle, images, runtime, reference, threads, overlay, as_json, video, p
     rows, out, failed = [], [], 0
     for img in images:
         try:
-            p = rec.predict(img)
+            with quiet_native():
+                p = rec.predict(img)
+            if not np.isfinite(np.asarray(p.logits, np.float64)).all():
+                raise UdcError(f"{img}: the model's output is not finite (NaN/inf): no expression can be read from it")
         except UdcError as e:
             failed += 1
             rows.append([img, "-", "-", "-", "-", str(e)])
             out.append({"source": img, "error": str(e)})
+            continue
+        except OSError as e:  # an I/O error the loaders did not turn into a typed error: one line, batch goes on
+            failed += 1
+            msg = f"{img}: cannot read ({e.strerror or e})"
+            rows.append([img, "-", "-", "-", "-", msg])
+            out.append({"source": img, "error": msg})
             continue
         d = p.to_dict()
         if overlay:
@@ -130,7 +145,7 @@ def main(bundle, images, runtime, reference, threads, overlay, as_json, video, p
                      f"{p.timings['total']:.1f}", f"{p.num_faces} face(s)" + (f", overlay {d['overlay']}"
                                                                              if overlay else "")])
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        click.echo(dumps_json(out))
     else:
         m = rec.bundle.manifest
         title = (f"{rec.bundle.path.name} ({m['target']}/{m.get('backend')} {m['quant']}, {m['model'].get('config')}"
@@ -148,7 +163,10 @@ def _videos(rec, videos, preset, segments, frames_per_segment, aggregate, as_jso
     rows, out, failed = [], [], 0
     for path in videos:
         try:
-            c = rec.predict_video(path, segments=u, frames_per_segment=v, aggregate=aggregate)
+            with quiet_native():
+                c = rec.predict_video(path, segments=u, frames_per_segment=v, aggregate=aggregate)
+            if not np.isfinite(np.asarray(list(c.probs.values()), np.float64)).all():
+                raise UdcError(f"{path}: the model's output is not finite (NaN/inf): no expression can be read from it")
         except UdcError as e:
             failed += 1
             rows.append([path, "-", "-", "-", "-", "-", str(e)])
@@ -159,7 +177,7 @@ def _videos(rec, videos, preset, segments, frames_per_segment, aggregate, as_jso
         rows.append([path, c.label, f"{100 * c.confidence:.1f}%", f"{len(c.used)}/{len(c.indices)} of {c.num_frames}",
                      f"{c.timings['model']:.2f}", f"{c.timings['total']:.1f}", note])
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        click.echo(dumps_json(out))
     else:
         m = rec.bundle.manifest
         title = (f"{rec.bundle.path.name} ({m.get('family', 'lrdif')}, {m['target']}/{m.get('backend')} {m['quant']}) on "

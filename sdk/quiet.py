@@ -83,3 +83,25 @@ def quiet_native(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
             finally:
                 os.close(copy)
         os.close(devnull)
+
+
+#: Python loggers that print on every command without being asked (measured): torchao's "Skipping import
+#: of cpp extensions ..." and torch's pytree deprecation warning about ``KernelPreference`` (executorch import).
+NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+def quiet_python_logs() -> None:
+    """Raise the noisy third-party Python loggers to ERROR (unless verbose); call before importing them."""
+    if verbose():
+        return
+    import logging
+
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def setup(verbose_flag: bool = False) -> None:
+    """What a CLI calls first: ``--verbose`` (or ``UDC_VERBOSE=1``) shows third-party logs, else they are kept
+    to a minimum (Python loggers, GLOG/TF levels for native code started later)."""
+    set_verbose(verbose_flag or verbose())
+    quiet_python_logs()

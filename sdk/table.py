@@ -23,3 +23,33 @@ def human(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:.2f} {unit}"
     return f"{n:.0f}"
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN/inf float (Python or numpy, at any depth) replaced by ``None`` and numpy scalars
+    and arrays made plain, so ``json.dumps(..., allow_nan=False)`` always writes valid JSON (JSON has no NaN)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON (never ``NaN``/``Infinity``) of ``obj``: non-finite numbers become ``null``."""
+    import json
+
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)

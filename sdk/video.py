@@ -18,6 +18,7 @@ their class probabilities into one clip prediction.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,17 +92,103 @@ def gather_frames(frames, indices):
     return [frames[int(i)] for i in indices]
 
 
-def read_video_frames(path: str | Path) -> list[np.ndarray]:
-    """All frames of a video file (RGB uint8 ``[H, W, 3]``), or of a folder of frame images in name order
-    (the DFEW/FERV39k layout). Decoding is :func:`udc.sdk.frames.iter_frames` (OpenCV for video files,
-    installed with mediapipe): the SDK has one frame reader."""
-    from .frames import iter_frames
+class VideoFrames(Sequence):
+    """The frames of a video file or of a folder of frame images, decoded on demand (``len``, ``[i]``,
+    iteration), never all held in memory: a one-minute 1080p clip is ~11 GB decoded.
 
+    ``len`` counts the frames once without keeping them (OpenCV ``grab``, no colour conversion). ``[i]``
+    decodes forward from the last position and keeps only the last frame, so reading indices in increasing
+    order (what clip sampling does: :func:`sample_clip_indices` is non-decreasing) is one pass over the
+    file; going back reopens it. A folder's ``[i]`` loads file ``i`` (name order)."""
+
+    def __init__(self, path: str | Path):
+        from .frames import IMAGE_SUFFIXES as FRAME_SUFFIXES
+
+        self.path = Path(path)
+        self._files: list[Path] | None = None
+        if self.path.is_dir():
+            self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        self._len: int | None = len(self._files) if self._files is not None else None
+        self._cap = None
+        self._pos = -1  # index of the frame in self._last
+        self._last: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ video file access
+    def _open(self):
+        from .frames import open_video
+
+        self.close()
+        self._cap = open_video(self.path)
+        self._pos, self._last = -1, None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __len__(self) -> int:
+        if self._len is None:
+            from .frames import open_video
+
+            cap = open_video(self.path)
+            n = 0
+            try:
+                while cap.grab():
+                    n += 1
+            finally:
+                cap.release()
+            self._len = n
+        return self._len
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame {i} of a {n}-frame video")
+        if self._files is not None:
+            from .images import load_image
+
+            return load_image(self._files[i])
+        if self._cap is None or i < self._pos:
+            self._open()
+        if i == self._pos:
+            return self._last
+        while self._pos < i - 1:  # skip without converting
+            if not self._cap.grab():
+                raise IndexError(f"{self.path}: frame {i} could not be decoded (the file ends at {self._pos + 1})")
+            self._pos += 1
+        ok, bgr = self._cap.read()
+        if not ok:
+            raise IndexError(f"{self.path}: frame {i} could not be decoded (the file ends at {self._pos + 1})")
+        self._pos, self._last = i, np.ascontiguousarray(bgr[:, :, ::-1])
+        return self._last
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+
+def read_video_frames(path: str | Path) -> VideoFrames:
+    """The frames of a video file (RGB uint8 ``[H, W, 3]``), or of a folder of frame images in name order
+    (the DFEW/FERV39k layout), as a lazy sequence (:class:`VideoFrames`: ``len``, ``[i]``, iteration) that
+    decodes a frame when it is asked for, so sampling 16 frames of a long clip holds 16 frames, not all of
+    them. Decoding is OpenCV for video files (installed with mediapipe), as :func:`udc.sdk.frames.iter_frames`.
+    ``FileNotFoundError`` for a missing path, ``ValueError`` when no frame can be decoded."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(p)
-    frames = [rgb for _, rgb in iter_frames(p)]
-    if not frames:
+    frames = VideoFrames(p)
+    if len(frames) == 0:
         raise ValueError(f"could not decode any frame from {p}")
     return frames
 
