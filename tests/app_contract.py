@@ -455,6 +455,8 @@ def unguarded_calls(text: str, lang: str, patterns: list[str], depth: int = 2) -
     def covered(pos: int, level: int) -> bool:
         if guarded(pos):
             return True
+        if lang == "swift" and re.search(r"\btry\?[^\n;]*$", code[code.rfind("\n", 0, pos) + 1:pos]):
+            return True  # try? turns the error into nil
         f = enclosing(pos)
         if f is None or level == 0:
             return False

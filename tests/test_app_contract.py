@@ -495,8 +495,10 @@ UNGUARDED = [
     ("kotlin", "a new unguarded caller", lambda s: s.replace(
         "    companion object {", "    private fun again() { runner?.run() }\n\n    companion object {")),
     ("swift", "process without do/catch", lambda s: s.replace(
-        "    func process(_ sample: CMSampleBuffer) {",
-        "    func process(_ sample: CMSampleBuffer) {\n        _ = try? landmarker?.detect(CMSampleBufferGetImageBuffer(sample)!, timestamp: .zero)\n")),
+        "        do {\n            let t0 = DispatchTime", "        if true {\n            let t0 = DispatchTime")),
+    ("swift", "a throwing helper nobody guards", lambda s: s.replace(
+        "    static func findBundle()", "    func again() throws {\n        guard let runner = runner else { return }\n        try runner.run()\n    }\n\n"
+        "    static func findBundle()")),
     ("swift", "reload catches only cancellation", lambda s: s.replace(
         "            } catch {\n                guard generation", "            } catch let e as ManifestError {\n"
         "                guard generation")),
@@ -601,3 +603,21 @@ def test_a_version_drift_is_reported():
 def test_executorch_compatibility_rule(exporter, runtime, verdict):
     """ExecuTorch runtime/COMPATIBILITY.md, as RuntimeChecks.kt applies it (ported in app_contract)."""
     assert A.executorch_verdict(exporter, runtime) == verdict
+
+
+@pytest.mark.parametrize("lang,source,flagged", [
+    ("kotlin", "fun a() { try { b.run() } catch (e: Exception) { } }", False),
+    ("kotlin", "fun a() { try { b.run() } catch (e: java.io.IOException) { } }", True),
+    ("kotlin", "fun a() { try { b.run() } finally { } }", True),
+    ("kotlin", "fun a() { c() }\nfun c() { b.run() }", True),
+    ("kotlin", "fun a() { try { c() } catch (e: Throwable) { } }\nfun c() { b.run() }", False),
+    ("kotlin", "fun a() { try { c() } catch (e: Throwable) { } }\nfun d() { c() }\nfun c() { b.run() }", True),
+    ("kotlin", 'fun a() { val s = "b.run()" // b.run()\n}', False),
+    ("swift", "func a() { do { try b.run() } catch { } }", False),
+    ("swift", "func a() { do { try b.run() } catch let e as MyError { } }", True),
+    ("swift", "func a() throws { try b.run() }", True),
+    ("swift", "func a() { _ = try? b.run() }", False),
+    ("swift", "func a() { q.async { do { try b.run() } catch { print(error) } } }", False),
+])
+def test_the_try_catch_checker_itself(lang, source, flagged):
+    assert bool(A.unguarded_calls(source, lang, [r"\bb\.run\(\)"])) == flagged
