@@ -58,15 +58,16 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
                    "(Core ML weight compression).")
 @click.option("--calib", type=click.Path(), default=None,
               help="Face dataset for int8 calibration and the parity report (any format udc reads); default: the "
-                   "procedural synthetic faces.")
+                   "procedural synthetic faces (with a warning, recorded in the manifest).")
 @click.option("--calib-n", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration faces (int8).")
 @click.option("--eval-n", type=click.IntRange(min=1), default=224, show_default=True,
-              help="Held-out faces for the parity report.")
+              help="Held-out faces for the parity report (fewer than 32: the report says it is not conclusive).")
 @click.option("--fuse", is_flag=True, help="Also export the four components fused as one 'pipeline' program.")
 @click.option("--components", "components", default=None, metavar="NAME,NAME",
               help="Export only these components (LRDif: clip_image, fpen_s2, denoiser, udcformer, pipeline), for debugging "
                    "and tests: the bundle is marked partial and apps refuse it.")
-@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("--force", is_flag=True, help="Replace an existing udc bundle (never anything else; a warning when a "
+                                            "bundle whose parity passed is replaced by one whose parity failed).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Bundle directory to write: NAME.udc")
 @click.option("--model", "family", type=click.Choice(FAMILIES), default=None,
               help="With no CHECKPOINT: the model family of the fresh model (default lrdif). A checkpoint carries its "
@@ -146,6 +147,8 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
     click.echo("")
     click.echo(result.summary_table())
     click.echo(f"\nwrote {result.path} ({result.seconds['total']:.0f} s)")
+    for w in result.warnings:  # repeated at the end, on stderr: they must not scroll away with the log
+        click.echo(f"WARNING: {w}", err=True)
     if not result.passed:
         failed = [n for n, p in result.manifest["parity"]["components"].items() if p["passed"] is False]
         if result.manifest["parity"]["end_to_end"]["passed"] is False:

@@ -5,8 +5,9 @@ per output channel), ``int4-palettize`` with ``palettize_weights`` (4-bit k-mean
 both compress weights of at least 2048 elements (coremltools' default threshold). The graph is
 checked against coremltools' op registry first, so an unsupported op fails with its name before
 any conversion work. Prediction needs macOS: here the package is converted, saved, and its spec
-(input/output names, shapes) checked against the component; parity comes from the fp16 emulation
-(:mod:`udc.export.fp16`).
+(input/output names, shapes) checked against the component; parity comes from a PyTorch emulation at
+the precision the package computes in (fp16, or float32 when the fp16 range check failed or ``--quant fp32``;
+:func:`udc.export.fp16.emulate`).
 
 ``.mlpackage`` manifests carry random item identifiers; they are replaced by identifiers derived
 from the item paths, so the same checkpoint gives byte-identical packages.
@@ -29,7 +30,8 @@ from udc.sdk.errors import UdcError
 
 from .artifact import Artifact, tensor_spec
 
-COREML_NOT_HERE = "Core ML prediction needs macOS: spec checked here, parity from the PyTorch fp16 emulation"
+COREML_NOT_HERE = ("Core ML prediction needs macOS: spec checked here, parity from a PyTorch emulation at the package's "
+                   "compute precision")
 
 
 class CoreMLUnsupportedError(UdcError, ValueError):

@@ -18,9 +18,9 @@ import torch
 
 from udc.sdk.bundle import BundleWriter
 from udc.sdk.checkpoint import file_sha256, load_checkpoint
-from udc.sdk.components import LOGIT_COMPONENTS, Component, Pipeline, chain_of, family_of, on_device_components
+from udc.sdk.components import LOGIT_COMPONENTS, Component, chain_of, family_of, on_device_components
 from udc.sdk.model_registry import FAMILIES, config_names, random_init_model
-from udc.sdk.parity import THRESHOLDS, check, compare, rounded, summary
+from udc.sdk.parity import MIN_FACES, THRESHOLDS, check, compare, rounded, summary
 from udc.sdk.table import format_table
 
 from . import bundle_writer, fp16
@@ -28,7 +28,7 @@ from .artifact import Artifact
 from .calibration import calibration_sets
 from .options import resolve
 from .quantize import selection_thresholds
-from .reference import OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
+from .reference import INPUTS, OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
 
 LOGITS = LOGIT_COMPONENTS
 
@@ -60,6 +60,8 @@ class ExportResult:
     manifest: dict[str, Any]
     artifacts: list[Artifact]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: what the user must hear about even when the export succeeds (synthetic faces, a replaced good bundle)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -85,8 +87,11 @@ class ExportResult:
 
     def summary_table(self) -> str:
         m = self.manifest
+        inp = m["parity"]["inputs"]
+        n = inp.get("n", "?")
+        small = f" (too few to conclude: {MIN_FACES} needed)" if isinstance(n, int) and n < MIN_FACES else ""
         title = (f"{self.path.name}: target {m['target']}, backend {m['backend']}, quant {m['quant']}; parity on "
-                 f"{m['parity']['inputs'].get('n', '?')} held-out faces vs the PyTorch reference")
+                 f"{n} held-out {inp.get('kind', '')} faces{small} vs the PyTorch reference")
         return format_table(["component", "format", "quant", "size MB", "delegated %", "parity vs reference",
                              "result"], self.summary_rows(), title=title)
 
@@ -95,7 +100,10 @@ def _cell(p: dict[str, Any]) -> str:
     if p.get("metrics") is None:
         return "skipped"
     s = summary(p["metrics"])
-    return s + (" (emulated)" if p.get("measured_with", "").startswith("torch") else "")
+    how = p.get("measured_with") or ""
+    if how.startswith("torch"):
+        s += " (emulated fp16)" if "fp16" in how.split("(")[0] else " (emulated float32)"
+    return s
 
 
 def _verdict(p: dict[str, Any]) -> str:
@@ -135,19 +143,41 @@ def load_model(req: ExportRequest) -> tuple[Any, dict[str, Any], bool, str]:
 
 
 # ------------------------------------------------------------------------------------------ parity
-def _precision_for(comp: Component, model, quant: str, ref: ReferenceIO, log) -> tuple[str, dict[str, Any]]:
-    """Run the fp16 check; fp16 compute only if it passes (else fp32, recorded)."""
-    weights = quant if quant in ("int8-weight", "int4-palettize") else None
+@dataclass
+class Emulation:
+    """How a component that cannot run here (Core ML off macOS) is emulated for its parity: the precision
+    the package computes in and its weight compression (:func:`udc.export.fp16.emulate`)."""
+    module: torch.nn.Module
+    precision: str  # "fp16" | "fp32"
+    weights: str | None
+    output: torch.Tensor | None = None  # the component's emulated output on the reference inputs, if known
+
+    @property
+    def label(self) -> str:
+        return fp16.emulation_label(self.precision, self.weights)
+
+    def run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return fp16.emulate(self.module, inputs, self.precision, self.weights)
+
+
+def _weights(quant: str) -> str | None:
+    return quant if quant in ("int8-weight", "int4-palettize") else None
+
+
+def _precision_for(comp: Component, model, quant: str, ref: ReferenceIO, log) -> tuple[str, dict[str, Any], Emulation]:
+    """Run the fp16 check; fp16 compute only if it passes (else fp32, recorded). Returns the precision, the
+    check's record and how to emulate the component at that precision."""
+    weights = _weights(quant)
     down = (lambda out: downstream_logits(model, comp.name, out, ref)) if comp.name not in LOGITS else None
     res = fp16.check(comp.module, ref.inputs(comp.name), ref.output(comp.name), weights=weights,
                      logits=comp.name in LOGITS, downstream=down, reference_logits=ref.tensors["logits"])
-    res.pop("emulated_output")
+    out16 = res.pop("emulated_output")
     if quant == "fp32":
-        return "fp32", res
+        return "fp32", res, Emulation(comp.module, "fp32", weights)
     if not res["passed"]:
         log(f"  {comp.name}: fp16 range check failed ({res['reason']}): Core ML compute precision float32")
-        return "fp32", res
-    return "fp16", res
+        return "fp32", res, Emulation(comp.module, "fp32", weights)
+    return "fp16", res, Emulation(comp.module, "fp16", weights, out16)
 
 
 def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measured: str | None,
@@ -157,7 +187,7 @@ def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measu
     ok, fails = check(metrics, mode, logits=logits)
     out = {"measured_with": measured, "metrics": rounded(metrics), "passed": ok, "failures": fails}
     notes = [note] if note else []
-    if logits and metrics.get("reference_majority_share", 0) > 0.9:
+    if logits and (metrics.get("reference_majority_share") or 0) > 0.9:
         notes.append(f"the reference predicts one class for {100 * metrics['reference_majority_share']:.0f}% of the "
                      "faces (untrained model?): top-1 agreement is weak evidence here, see cosine and unexplained_flips")
     if logits and not ok and check(metrics, mode, logits=True, margin_aware=True)[0]:
@@ -170,18 +200,28 @@ def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measu
     return out
 
 
-def _chain(artifacts: dict[str, Artifact], ref: ReferenceIO, model) -> torch.Tensor:
-    """The exported components run one after the other on every face; a component a partial bundle lacks
-    is the float reference (its reference output, or recomputed from the exported upstream output)."""
+def _chain(artifacts: dict[str, Artifact], ref: ReferenceIO, model,
+           emulated: dict[str, Emulation] | None = None) -> torch.Tensor:
+    """The exported components run one after the other on every face (one that cannot run here: its
+    emulation at its real compute precision); a component a partial bundle lacks is the float reference
+    (its reference output, or recomputed from the exported upstream output)."""
+    emulated = emulated or {}
     t = dict(ref.tensors)
     chain = chain_of(model)
+
+    def run(name: str) -> torch.Tensor:
+        a = artifacts[name]
+        if a.runner is not None:
+            return per_sample(a.runner, ref, name, inputs=t)
+        return emulated[name].run({k: t[k] for k in INPUTS[name]})
+
     if "pipeline" in artifacts and not any(n in artifacts for n in chain):
-        return per_sample(artifacts["pipeline"].runner, ref, "pipeline")
+        return run("pipeline")
     changed = False
     for name in chain:
         a = artifacts.get(name)
         if a is not None:
-            t[OUTPUT[name]] = per_sample(a.runner, ref, name, inputs=t)
+            t[OUTPUT[name]] = run(name)
             changed = True
         elif changed:
             t[OUTPUT[name]] = _float_component(model, name, t)
@@ -200,46 +240,60 @@ def _float_component(model, name: str, t: dict[str, torch.Tensor]) -> torch.Tens
 
 
 def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode: str, precision_checks: dict,
-                  quant: str) -> dict[str, Any]:
+                  quant: str, emulated: dict[str, Emulation] | None = None) -> dict[str, Any]:
+    """The manifest's ``parity`` section. A component that runs here is measured; one that cannot (Core ML off
+    macOS) is emulated at the precision its package computes in (``emulated``; labelled in ``measured_with``);
+    with neither it is not measured (``passed: None``)."""
+    emulated = emulated or {}
     comps: dict[str, Any] = {}
     for name, a in artifacts.items():
         logits = name in LOGITS
         if a.runner is not None:
             out = per_sample(a.runner, ref, name)
             comps[name] = _parity_entry(compare(ref.output(name), out, logits=logits), mode, logits, a.measured_with)
-        elif name in precision_checks:
-            em = precision_checks[name]["emulation"]
-            comps[name] = _parity_entry(em, mode, logits, "torch fp16 emulation (fp16 weights, inputs and activations)"
-                                        if a.quantization.get("compute_precision", "float16") == "float16"
-                                        else "torch float32 (component computes in float32)", a.skip_reason)
+        elif name in emulated:
+            e = emulated[name]
+            out = e.output if e.output is not None else e.run(ref.inputs(name))
+            comps[name] = _parity_entry(compare(ref.output(name), out, logits=logits), mode, logits, e.label,
+                                        a.skip_reason)
         else:
             comps[name] = _parity_entry(None, mode, logits, None, a.skip_reason)
     chain = chain_of(model)
     chained = [n for n in chain if n in artifacts] or [n for n in artifacts]
-    if all(artifacts[n].runner is not None for n in chained):
-        missing = [n for n in chain if n not in artifacts]
-        how = (("the exported program run on this host" if len(chain) == 1 else
-                "the four exported components chained on this host") if not missing else
-               f"the exported {', '.join(chained)} chained on this host, the float reference for "
-               f"{', '.join(missing)} (partial bundle)")
-        e2e = _parity_entry(compare(ref.tensors["logits"], _chain(artifacts, ref, model), logits=True), mode, True, how)
+    missing = [n for n in chain if n not in artifacts] if any(n in artifacts for n in chain) else []
+    runs_here = [n for n in chained if artifacts[n].runner is not None]
+    emulated_parts = [n for n in chained if artifacts[n].runner is None]
+    if any(n not in emulated for n in emulated_parts):
+        e2e = _parity_entry(None, mode, True, None, next((artifacts[n].skip_reason for n in emulated_parts
+                                                          if artifacts[n].skip_reason), None))
     else:
-        weights = quant if quant in ("int8-weight", "int4-palettize") else None
-        whole, whole_inputs = ((model, ref.inputs("ddamfn")) if family_of(model) == "ddamfn"
-                               else (Pipeline(model), ref.inputs("pipeline")))
-        res = fp16.check(whole, whole_inputs, ref.tensors["logits"], weights=weights, logits=True)
-        res.pop("emulated_output")
-        fp32_parts = [n for n, c in precision_checks.items() if not c["passed"]]
-        note = next(a.skip_reason for a in artifacts.values() if a.skip_reason)
-        if fp32_parts:
-            note += f"; {', '.join(fp32_parts)} compute in float32 on device (emulated here in fp16: pessimistic)"
-        e2e = _parity_entry(res["emulation"], mode, True, "torch fp16 emulation of the whole model", note)
+        if not emulated_parts:
+            how = ("the exported program run on this host" if len(chained) == 1 else
+                   f"the {len(chained)} exported components chained on this host")
+            note = None
+        else:
+            parts = ", ".join(f"{n} {emulated[n].precision}" for n in emulated_parts)
+            what, whose = ("program", "its") if len(chained) == 1 else ("components chained", "each one's")
+            how = (f"torch emulation of the exported {what} at {whose} Core ML compute precision ({parts})" +
+                   (f"; {', '.join(runs_here)} run on this host" if runs_here else ""))
+            note = next((artifacts[n].skip_reason for n in emulated_parts if artifacts[n].skip_reason), None)
+        if missing:
+            how += f"; the float reference for {', '.join(missing)} (partial bundle)"
+        e2e = _parity_entry(compare(ref.tensors["logits"], _chain(artifacts, ref, model, emulated), logits=True), mode,
+                            True, how, note)
     passed = all(c["passed"] is not False for c in comps.values()) and e2e["passed"] is not False
+    n = len(ref)
+    inputs = ref.faces.describe()
+    if n < MIN_FACES:
+        inputs["warning"] = (f"only {n} held-out faces: too few for a conclusive parity check ({MIN_FACES} needed); "
+                             "re-export with --eval-n 32 or more")
     return {
         "reference": "udc.sdk PyTorch model, float32 (batched eager)",
-        "inputs": ref.faces.describe(),
+        "inputs": inputs,
         "thresholds": {"mode": mode, **THRESHOLDS[mode],
                        "notes": "max_abs is relative to max(1, max|reference|); top1 applies to logits"},
+        "min_faces": MIN_FACES,
+        "conclusive": n >= MIN_FACES,
         "components": comps,
         "end_to_end": e2e,
         "passed": passed,
@@ -252,6 +306,9 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     backend, quant = resolve(req.target, req.backend, req.quant)
     out = Path(req.output)
     writer = BundleWriter(out, force=req.force)  # refuses an existing bundle before any work
+    warnings: list[str] = []
+    if writer.cleaned:
+        log(f"removed work directories of earlier killed exports of {out.name}: {', '.join(writer.cleaned)}")
     model, source, random_init, note = load_model(req)
     log(f"model: {note}")
     comps = on_device_components(model, fuse=req.fuse or bool(req.components and "pipeline" in req.components))
@@ -271,19 +328,30 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     desc = held_set.describe()
     log(f"faces: {desc['kind']} ({desc.get('format', desc.get('generator'))}): "
         f"{len(calib_set) if quant == 'int8' else 0} calibration, {len(held_set)} held-out")
+    if desc["kind"] == "synthetic":
+        w = synthetic_faces_warning(quant, random_init)
+        warnings.append(w)
+        log(f"WARNING: {w}")
+    if len(held_set) < MIN_FACES:
+        w = (f"parity measured on {len(held_set)} held-out faces, fewer than the {MIN_FACES} a conclusive check needs "
+             "(--eval-n)")
+        warnings.append(w)
+        log(f"WARNING: {w}")
     calib = reference_io(model, calib_set) if quant == "int8" else None
     held = reference_io(model, held_set)
     coreml_like = req.target == "coreml" or backend == "coreml"
     mode = quant if quant in THRESHOLDS else "fp32"
     artifacts: dict[str, Artifact] = {}
     precision_checks: dict[str, dict[str, Any]] = {}
+    emulated: dict[str, Emulation] = {}
     seconds: dict[str, float] = {}
     with writer:
         for comp in comps:
             t0 = time.perf_counter()
             precision = quant
             if coreml_like:
-                precision, precision_checks[comp.name] = _precision_for(comp, model, quant, held, log)
+                precision, precision_checks[comp.name], emulated[comp.name] = _precision_for(comp, model, quant, held,
+                                                                                             log)
             if req.target == "executorch":
                 from .executorch_export import export_component
 
@@ -307,7 +375,8 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
             log(f"  {comp.name}: {a.file} ({seconds[comp.name]:.1f} s" +
                 (f", {d['delegated_pct']:.1f}% of nodes delegated, {d['partitions']} partition(s))" if d else ")"))
         t0 = time.perf_counter()
-        parity = parity_report(artifacts, model, held, mode, precision_checks, quant)
+        parity = parity_report(artifacts, model, held, mode, precision_checks, quant,
+                               {n: e for n, e in emulated.items() if artifacts[n].runner is None})
         seconds["parity"] = time.perf_counter() - t0
         entries = {}
         for name, a in artifacts.items():
@@ -317,6 +386,8 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
             "mode": quant,
             "scheme": _scheme(req.target, backend, quant),
             "calibration": calib_set.describe() if quant == "int8" else None,
+            # where the int8 observers' faces came from ("synthetic": no --calib, procedural faces); None: no calibration
+            "calibration_source": calib_set.describe()["kind"] if quant == "int8" else None,
             "selection": ({"rule": "per component, the first recipe (most int8 first: all-int8, gemm-int8, "
                                    "gemm-int8-ends-float, then the K most sensitive layers float) whose output, with "
                                    "only that component int8, meets its share (1 / number of chained components) of "
@@ -337,15 +408,33 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
         manifest = bundle_writer.build_manifest(
             name=out.stem, target=req.target, backend=backend, quant=quant, model=model, random_init=random_init,
             source=source, components=entries, quantization=qsection, parity=parity)
+        if warnings:
+            manifest["warnings"] = list(warnings)
         if req.components:
             manifest["partial"] = {
                 "components": [c.name for c in comps],
                 "reason": "exported with --components (debugging / tests): not every on-device component is in "
                           "this bundle, apps must refuse it",
             }
+        if writer.existing_manifest() is not None and not parity["passed"]:
+            old = (writer.existing_manifest().get("parity") or {}).get("passed")
+            if old is True:
+                w = (f"replacing {out.name}, whose parity PASSED, with this export, whose parity FAILED (--force); "
+                     "re-export to get a passing bundle back")
+                warnings.append(w)
+                log(f"WARNING: {w}")
         path = writer.commit(manifest)
     seconds["total"] = time.perf_counter() - t_all
-    return ExportResult(path, manifest, list(artifacts.values()), seconds)
+    return ExportResult(path, manifest, list(artifacts.values()), seconds, warnings)
+
+
+def synthetic_faces_warning(quant: str, random_init: bool) -> str:
+    """The warning an export on procedural synthetic faces (no ``--calib``) prints and records."""
+    what = "int8 calibration and the parity report use" if quant == "int8" else "the parity report uses"
+    why = ("" if random_init else "; a checkpoint trained on real faces sees different activations on them, so the "
+           "int8 ranges and the parity measured here may not hold on real photos")
+    return (f"no --calib: {what} procedural synthetic faces (udc.train.synthetic), not real photos{why}: pass --calib "
+            "DIR with faces like the ones the model will see")
 
 
 def _scheme(target: str, backend: str, quant: str) -> str:

@@ -13,8 +13,10 @@ in eager PyTorch under a ``TorchDispatchMode`` that sees every ATen op:
   (int8 symmetric per output channel; 4-bit k-means palette per tensor), for weights with at least
   ``weight_threshold`` elements (coremltools' default 2048).
 
-Off macOS a Core ML model cannot predict, so this emulation is the parity the bundle reports for
-Core ML, labelled as such.
+Off macOS a Core ML model cannot predict, so an emulation is the parity the bundle reports for Core ML,
+labelled as such, at the precision the package really computes in (:func:`emulate`): fp16 for a
+component that passed the range check under ``--quant`` fp16 / int8-weight / int4-palettize, float32
+(weights compressed as coremltools does, no fp16 rounding) for one that computes in float32.
 """
 from __future__ import annotations
 
@@ -89,9 +91,10 @@ def _palettize(w: torch.Tensor, nbits: int = 4, iters: int = 20) -> torch.Tensor
 
 
 def fp16_copy(module: torch.nn.Module, weights: str | None = None,
-              weight_threshold: int = WEIGHT_THRESHOLD) -> tuple[torch.nn.Module, int, int]:
-    """A copy with fp16-rounded weights (compressed first for ``weights`` = int8-weight / int4-palettize);
-    returns it with (compressed weight elements, all weight elements)."""
+              weight_threshold: int = WEIGHT_THRESHOLD, half: bool = True) -> tuple[torch.nn.Module, int, int]:
+    """A copy with fp16-rounded weights (compressed first for ``weights`` = int8-weight / int4-palettize;
+    ``half=False`` keeps float32 weights, compressed or not); returns it with (compressed weight elements, all
+    weight elements)."""
     m = copy.deepcopy(module).eval()
     done = total = 0
     with torch.no_grad():
@@ -103,7 +106,7 @@ def fp16_copy(module: torch.nn.Module, weights: str | None = None,
             if weights and p.numel() >= weight_threshold and p.dim() >= 2:
                 v = _int8_per_channel(v) if weights == "int8-weight" else _palettize(v)
                 done += p.numel()
-            p.data = v.half().float()
+            p.data = v.half().float() if half else v
     return m, done, total
 
 
@@ -154,3 +157,35 @@ def check(module: torch.nn.Module, inputs: dict[str, torch.Tensor], reference: t
                             else "the fp16 emulation produced inf/nan")
     result["emulated_output"] = out  # popped by the caller (not JSON)
     return result
+
+
+#: What :func:`emulate` measures, per compute precision (the label a parity report carries).
+EMULATION_LABEL = {
+    "fp16": "torch fp16 emulation (fp16 weights, inputs and activations)",
+    "fp32": "torch float32 emulation (the component computes in float32 throughout)",
+}
+
+
+def emulation_label(precision: str, weights: str | None) -> str:
+    """The ``measured_with`` of an emulated component: its precision, its weight compression, and, for float32
+    with uncompressed weights, that the emulation is the reference itself (nothing of the conversion measured)."""
+    label = EMULATION_LABEL[precision]
+    if weights:
+        return label[:-1] + f", {weights} weights as coremltools compresses them)"
+    if precision == "fp32":
+        return label[:-1] + ", float32 weights: identical to the reference by construction, the converted package " \
+                            "itself is not run here)"
+    return label
+
+
+@torch.no_grad()
+def emulate(module: torch.nn.Module, inputs: dict[str, torch.Tensor], precision: str,
+            weights: str | None = None) -> torch.Tensor:
+    """``module``'s output as Core ML computes it at ``precision`` (``fp16``: weights, inputs and every op output
+    rounded to fp16; ``fp32``: float32 throughout), with ``weights`` compression emulated either way."""
+    if precision not in EMULATION_LABEL:
+        raise ValueError(f"no emulation for compute precision {precision!r}; known: {', '.join(EMULATION_LABEL)}")
+    half = precision == "fp16"
+    emu, _, _ = fp16_copy(module, weights, half=half)
+    out, _ = run_probed(emu, inputs, round_fp16=half)
+    return out

@@ -73,8 +73,13 @@ def _sources(manifest: dict[str, Any], comp: str, inputs: list[str]) -> dict[str
         src = wiring.get(f"{comp}.{name}", f"input:{name}")
         if not src.startswith("input:"):
             producer, _, what = src.partition(".")
+            if producer not in manifest["components"]:
+                raise BundleError(f"wiring {comp}.{name} <- {src}: the bundle has no component {producer!r}")
             outs = [o["name"] for o in manifest["components"][producer]["outputs"]]
-            out[name] = f"{producer}.{what if what in outs else outs[0]}"
+            if what not in outs:  # never a guess: a wrong name would feed the wrong tensor
+                raise BundleError(f"wiring {comp}.{name} <- {src}: {producer} has no output {what!r} (it has "
+                                  f"{', '.join(outs)}): the manifest is inconsistent, re-export the bundle")
+            out[name] = f"{producer}.{what}"
         else:
             out[name] = src
     return out
@@ -120,6 +125,7 @@ def load_chain(bundle: Bundle, runtime: str, *, reference: str | Path | None = N
         in_names, out_names = [i["name"] for i in ins], [o["name"] for o in outs]
         path = bundle.file(name)
         files[name] = path
-        steps.append(Step(name, load(path, input_names=in_names, output_names=out_names, threads=threads), in_names,
-                          _sources(m, name, in_names), out_names))
+        data = bundle.read_verified(name)  # the verified bytes, not a second open of the path (None: a package dir)
+        steps.append(Step(name, load(path, input_names=in_names, output_names=out_names, threads=threads, data=data),
+                          in_names, _sources(m, name, in_names), out_names))
     return Chain(runtime, steps, how, files)

@@ -7,11 +7,16 @@ Component by component, every exported program gets the *reference's* inputs for
 row measures that program alone); end to end, the exported components are chained as an app chains
 them (so errors compound) and their logits are compared with the reference's. Metrics are those of
 :func:`udc.sdk.parity.compare` (max|Δ|, mean|Δ|, cosine, PSNR, top-1 agreement for logits); pass/fail
-uses the thresholds the manifest stores for its quant mode (:func:`udc.sdk.parity.thresholds_for`).
+uses the stricter of the manifest's stored thresholds and its quant mode's defaults
+(:func:`udc.sdk.parity.thresholds_for`). The verdict is ``PASS`` only when every row passes on at least
+:data:`udc.sdk.parity.MIN_FACES` faces; a failing row is a ``FAIL`` on any number of faces; every row passing on
+fewer faces is ``INCONCLUSIVE`` (too small a sample to certify anything).
+
+The runtime must be the bundle's own (``executorch``, ``onnxruntime``, ``coreml``): ``torch`` would compare
+the reference with itself and is refused (:class:`ParityRuntimeError`).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -20,12 +25,37 @@ from .bundle import Bundle
 from .chain import load_chain
 from .components import COMPONENT_OUTPUT, LOGIT_COMPONENTS
 from .model_registry import manifest_family
-from .parity import check, compare, rounded, thresholds_for
+from .errors import UdcError
+from .parity import MIN_FACES, check, compare, rounded, thresholds_for
 from .parity_data import Faces, noise
 from .runtimes import resolve_runtime
 
 LOGITS = LOGIT_COMPONENTS
 OUTPUT_KEY = COMPONENT_OUTPUT
+
+
+class ParityRuntimeError(UdcError, ValueError):
+    """A runtime that cannot prove parity (the PyTorch reference against itself) or a bundle apps must refuse."""
+
+
+def parity_runtime(runtime: str, bundle: Bundle) -> str:
+    """The runtime a parity run uses for ``bundle``: its own; ``torch`` and partial bundles are refused."""
+    m = bundle.manifest
+    if runtime == "torch":
+        raise ParityRuntimeError("--runtime torch would compare the PyTorch reference with itself (it proves nothing): "
+                                 f"use the bundle's own runtime (auto) or udc-predict --runtime torch for a smoke run")
+    if m.get("partial"):
+        raise ParityRuntimeError(f"{bundle.path.name} is a partial bundle (exported with --components "
+                                 f"{','.join(m['partial'].get('components', []))}): there is no end-to-end chain to "
+                                 "check; re-export it without --components")
+    return resolve_runtime(runtime, m["target"], m.get("backend"))
+
+
+def verdict(passed_rows: bool, n: int) -> str:
+    """``PASS`` / ``FAIL`` / ``INCONCLUSIVE`` (every row passes but on fewer than ``MIN_FACES`` faces)."""
+    if not passed_rows:
+        return "FAIL"
+    return "PASS" if n >= MIN_FACES else "INCONCLUSIVE"
 
 
 def app_inputs(bundle: Bundle) -> tuple[str, ...]:
@@ -67,10 +97,8 @@ def reference_tensors(model, inputs: dict[str, np.ndarray], batch: int = 32) -> 
 
 def _entry(metrics: dict[str, Any], thresholds: dict[str, Any], logits: bool) -> dict[str, Any]:
     ok, fails = check(metrics, thresholds, logits=logits)
-    r = rounded(metrics)
-    if metrics.get("psnr") is not None and not math.isfinite(metrics["psnr"]):
-        r["psnr"] = None  # identical outputs: PSNR is infinite (JSON has no inf)
-    return {**r, "passed": ok, "failures": fails}
+    # rounded(): inf/NaN -> None (JSON has neither; identical outputs give an infinite PSNR)
+    return {**rounded(metrics), "passed": ok, "failures": fails}
 
 
 def host_parity(bundle: Bundle, faces: Faces, runtime: str = "auto", reference: str | None = None,
@@ -81,7 +109,8 @@ def host_parity(bundle: Bundle, faces: Faces, runtime: str = "auto", reference: 
     from .reference import reference_model
 
     m = bundle.manifest
-    name = resolve_runtime(runtime, m["target"], m.get("backend"))
+    name = parity_runtime(runtime, bundle)
+    thresholds = thresholds_for(m["quant"], m)  # an inconsistent manifest is refused before any work
     if threads:
         import torch
 
@@ -99,16 +128,17 @@ def host_parity(bundle: Bundle, faces: Faces, runtime: str = "auto", reference: 
             per_comp[step.name].append(np.asarray(step.runner(feed)[0]))
         one = {k: np.ascontiguousarray(inputs[k][i:i + 1]) for k in app_inputs(bundle)}
         e2e.append(np.asarray(chain.run(one)[0]))
-    thresholds = thresholds_for(m["quant"], m)
     comps = {}
     for cname, outs in per_comp.items():
         logits = cname in LOGITS
         comps[cname] = _entry(compare(ref[OUTPUT_KEY[cname]], np.concatenate(outs), logits=logits), thresholds, logits)
     end = _entry(compare(ref["logits"], np.concatenate(e2e), logits=True), thresholds, True)
-    passed = all(c["passed"] for c in comps.values()) and end["passed"]
+    rows_pass = all(c["passed"] for c in comps.values()) and end["passed"]
+    v = verdict(rows_pass, n)
     return {
         "bundle": bundle.path.name, "path": str(bundle.path), "target": m["target"], "backend": m.get("backend"),
         "quant": m["quant"], "runtime": name, "device": "host", "reference": how,
         "inputs": {**faces.source, "n": n, "noise_seed": seed},
-        "thresholds": thresholds, "components": comps, "end_to_end": end, "passed": passed,
+        "thresholds": thresholds, "min_faces": MIN_FACES, "components": comps, "end_to_end": end,
+        "verdict": v, "passed": v == "PASS",
     }

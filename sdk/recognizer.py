@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .bundle import Bundle, load_bundle
+from .bundle import Bundle, BundleError, load_bundle
 from .chain import Chain, load_chain
 from .errors import NoFaceError
 from .face_align import align_face
@@ -58,6 +58,31 @@ class Prediction:
             "logits": self.logits, "box": list(self.box), "landmarks": np.round(self.landmarks, 2).tolist(),
             "num_faces": self.num_faces, "timings_ms": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+
+class ParityWarning(UserWarning):
+    """A bundle whose export-time parity check failed (or was never decided) is being used."""
+
+
+def check_usable(bundle: Bundle, allow_failed_parity: bool = True) -> None:
+    """Refuse what an app must not run: a ``partial`` bundle (debug export of some components) always, and a
+    bundle whose recorded parity failed unless ``allow_failed_parity`` (then a :class:`ParityWarning`)."""
+    import warnings
+
+    m, name = bundle.manifest, bundle.path.name
+    if m.get("partial"):
+        comps = ", ".join(m["partial"].get("components", [])) or "some components"
+        raise BundleError(f"{name} is a partial bundle ({comps} only, exported with udc-export --components for "
+                          "debugging): apps refuse it; export the whole model (no --components)")
+    passed = (m.get("parity") or {}).get("passed")
+    if passed is True:
+        return
+    what = ("failed its export parity check (see manifest.json 'parity': its outputs differ from the PyTorch "
+            "reference beyond the thresholds of its quant mode)" if passed is False else
+            "has no parity verdict in its manifest (never checked against the PyTorch reference)")
+    if not allow_failed_parity:
+        raise BundleError(f"{name} {what}: refused (allow_failed_parity=True to use it anyway, or re-export it)")
+    warnings.warn(f"{name} {what}: its predictions may not be the model's", ParityWarning, stacklevel=3)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -92,8 +117,13 @@ class Recognizer:
     # ------------------------------------------------------------------------------------ loading
     @classmethod
     def load(cls, bundle: str | Path | Bundle, runtime: str = "auto", *, reference: str | Path | None = None,
-             threads: int | None = None, fused: bool = False, detector=None, noise_seed: int = 0) -> "Recognizer":
+             threads: int | None = None, fused: bool = False, detector=None, noise_seed: int = 0,
+             allow_failed_parity: bool = True) -> "Recognizer":
         """Verify ``bundle`` (schema + every sha256), check ``runtime`` on this host, load the components.
+
+        A ``partial`` bundle (``udc-export --components``) is refused (:class:`udc.sdk.bundle.BundleError`). A
+        bundle whose export parity failed loads with a :class:`ParityWarning`, or is refused with
+        ``allow_failed_parity=False`` (:class:`udc.sdk.bundle.BundleError`).
 
         ``reference`` is the checkpoint the bundle was exported from, needed only for ``runtime="torch"``
         when the manifest's path no longer exists (random-init bundles need none). ``threads`` sizes the
@@ -103,6 +133,7 @@ class Recognizer:
         if isinstance(bundle, Bundle):
             b.verify()
         m = b.manifest
+        check_usable(b, allow_failed_parity)
         name = resolve_runtime(runtime, m["target"], m.get("backend"))
         chain = load_chain(b, name, reference=reference, threads=threads, fused=fused)
         return cls(b, chain, detector=detector, noise_seed=noise_seed)
@@ -323,4 +354,4 @@ def draw_noise(dim: int, seed: int = 0) -> np.ndarray:
     return torch.randn(1, dim, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-__all__ = ["ClipPrediction", "Prediction", "Recognizer", "draw_noise", "sdk_overhead_ms", "softmax"]
+__all__ = ["ClipPrediction", "ParityWarning", "Prediction", "Recognizer", "check_usable", "draw_noise", "sdk_overhead_ms", "softmax"]

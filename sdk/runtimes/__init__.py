@@ -4,10 +4,14 @@
     outputs = run({"image": x})                                       # list of numpy arrays
 
 ``load(path) -> Runner``; a :class:`Runner` is called with a dict of numpy arrays (keyed by input
-name) and returns the outputs as a list of numpy arrays, in the program's output order. The
-runtime is chosen by the file: ``.pte`` ExecuTorch (``executorch.runtime.Runtime``), ``.onnx``
-ONNX Runtime (CPU), ``.mlpackage`` Core ML (macOS only: elsewhere a clear error). The PyTorch
-reference is :func:`udc.sdk.runtimes.torch_runtime.from_module`.
+name) and returns the outputs as a list of numpy arrays, in ``output_names`` order (the program's own
+order when none are given). The runtime is chosen by the file: ``.pte`` ExecuTorch
+(``executorch.runtime.Runtime``), ``.onnx`` ONNX Runtime (CPU), ``.mlpackage`` Core ML (macOS only:
+elsewhere a clear error). ``data`` (the file's bytes, e.g. :meth:`udc.sdk.bundle.Bundle.read_verified`)
+makes ExecuTorch and ONNX Runtime load exactly those bytes instead of re-opening ``path``. Inputs are
+matched by name wherever the format has names (ONNX, Core ML): a name the program does not have, or a
+program input no name feeds, is an error, never a positional guess. The PyTorch reference is
+:func:`udc.sdk.runtimes.torch_runtime.from_module`.
 """
 from __future__ import annotations
 
@@ -101,8 +105,12 @@ def runtime_for(path: str | Path) -> str:
     return RUNTIMES[suffix]
 
 
+class ProgramIOError(UdcError, ValueError):
+    """The names a caller (a manifest) gives for a program's inputs/outputs are not the program's own."""
+
+
 def load(path: str | Path, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
-         threads: int | None = None) -> Runner:
+         threads: int | None = None, data: bytes | None = None) -> Runner:
     """A callable running ``path`` on this host (see the module docstring)."""
     kind = runtime_for(path)
     if kind == "executorch":
@@ -110,9 +118,11 @@ def load(path: str | Path, input_names: Sequence[str] | None = None, output_name
     elif kind == "onnxruntime":
         from .onnx_runtime import OnnxRuntimeRunner as cls
     else:
-        from .coreml_runtime import CoreMLRunner as cls
-    return cls(path, input_names=input_names, output_names=output_names, threads=threads)
+        from .coreml_runtime import CoreMLRunner
+
+        return CoreMLRunner(path, input_names=input_names, output_names=output_names, threads=threads)
+    return cls(path, input_names=input_names, output_names=output_names, threads=threads, data=data)
 
 
-__all__ = ["RUNTIMES", "RUNTIME_NAMES", "Runner", "RuntimeUnavailableError", "TARGET_RUNTIME", "check_runtime",
+__all__ = ["RUNTIMES", "RUNTIME_NAMES", "ProgramIOError", "Runner", "RuntimeUnavailableError", "TARGET_RUNTIME", "check_runtime",
            "host_runtimes", "load", "ordered_inputs", "resolve_runtime", "runtime_for", "runtime_problem"]

@@ -1,5 +1,9 @@
 """ExecuTorch ``.pte`` programs through ``executorch.runtime.Runtime`` (XNNPACK and portable
-kernels are registered in the pip wheel; the Core ML delegate is not, off Apple platforms)."""
+kernels are registered in the pip wheel; the Core ML delegate is not, off Apple platforms).
+
+A ``.pte`` carries no input names: inputs go in ``input_names`` order, which is the component's call
+order the manifest records at export. ``data`` loads the program from those bytes (the ones a bundle
+verified) instead of re-opening the path."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from . import RuntimeUnavailableError, ordered_inputs
+from . import ProgramIOError, RuntimeUnavailableError, ordered_inputs
 
 
 def set_threads(n: int) -> None:
@@ -26,7 +30,7 @@ def registered_backends() -> list[str]:
 
 class ExecuTorchRunner:
     def __init__(self, path: str | Path, input_names: Sequence[str] | None = None,
-                 output_names: Sequence[str] | None = None, threads: int | None = None):
+                 output_names: Sequence[str] | None = None, threads: int | None = None, data: bytes | None = None):
         import torch
         from executorch.runtime import Runtime
 
@@ -37,7 +41,7 @@ class ExecuTorchRunner:
             set_threads(threads)
         self._torch = torch
         try:
-            self._program = Runtime.get().load_program(self.path)
+            self._program = Runtime.get().load_program(data if data is not None else self.path)
             self._method = self._program.load_method("forward")
         except RuntimeError as e:
             raise RuntimeUnavailableError(
@@ -46,4 +50,8 @@ class ExecuTorchRunner:
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         args = [self._torch.from_numpy(a) for a in ordered_inputs(inputs, self.input_names)]
-        return [o.detach().numpy().copy() for o in self._method.execute(args)]
+        outs = [o.detach().numpy().copy() for o in self._method.execute(args)]
+        if self.output_names is not None and len(outs) != len(self.output_names):
+            raise ProgramIOError(f"{self.path.name}: the program returned {len(outs)} output(s), the manifest names "
+                                 f"{self.output_names}: re-export the bundle")
+        return outs
