@@ -1,0 +1,4 @@
+@file:Suppress("unused", "UNUSED_PARAMETER")
+package android
+
+object Manifest { object permission { const val CAMERA = "android.permission.CAMERA" } }

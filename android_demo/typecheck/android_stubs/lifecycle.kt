@@ -1,0 +1,2 @@
+package androidx.lifecycle
+interface LifecycleOwner

@@ -1,0 +1,2 @@
+package android.content.pm
+object PackageManager { const val PERMISSION_GRANTED = 0 }

@@ -1,0 +1,2 @@
+package com.facebook.jni
+class HybridData { val isValid: Boolean get() = true; fun resetNative() {} }

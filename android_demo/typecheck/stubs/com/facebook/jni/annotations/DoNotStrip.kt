@@ -1,0 +1,2 @@
+package com.facebook.jni.annotations
+annotation class DoNotStrip
