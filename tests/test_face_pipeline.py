@@ -4,6 +4,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data  # a declared test dependency ([test] extra): no skip
 
 from udc.sdk.errors import ImageError, NoFaceError
 from udc.sdk.face_align import align_face, similarity_transform, template
@@ -11,7 +12,6 @@ from udc.sdk.face_pipeline import FacePipeline, to_model_input
 from udc.sdk.images import load_image
 from udc.sdk.landmarks import ALIGNMENT_POINTS, MEDIAPIPE_TO_68
 
-data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")

@@ -200,7 +200,8 @@ def test_generate_dataset_layout_landmarks_and_manifest(tmp_path):
 
 
 def test_the_folder_loader_reads_the_generated_tree(tmp_path):
-    datasets = pytest.importorskip("udc.train.datasets")
+    from udc.train import datasets
+
     out = generate_dataset(tmp_path / "synth", COUNTS, size=32, seed=1, progress=False)
     index = datasets.open_dataset(out)
     assert index.counts() == {split: {name: n for name in LABELS} for split, n in COUNTS.items()}

@@ -116,7 +116,8 @@ def test_cli_converts_and_lists_profiles(tree, tmp_path):
 
 @pytest.mark.slow
 def test_preview_on_the_astronaut(tmp_path):
-    skdata = pytest.importorskip("skimage.data")
+    from skimage import data as skdata
+
     Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.png")
     out = tmp_path / "preview.png"
     result = CliRunner().invoke(main, ["--preview", str(tmp_path / "astronaut.png"), "-o", str(out), "--size", "112"])
