@@ -2,15 +2,18 @@
 
     report = host_bench("face.udc", runtimes=["executorch", "torch"], warmup=10, iters=100, threads=2)
 
-Each runtime row: the bundle verified (schema + sha256) and its components loaded (``load_ms``),
-then ``warmup`` untimed and ``iters`` timed inferences of one preprocessed face (an aligned crop and
-its landmarks: the SDK's ``preprocess -> components -> softmax``). Per component and end to end:
-p50/p90/p99/min/mean/max in ms; ``sdk_overhead`` = end to end minus the components (preprocessing
-and bookkeeping, no face detection), also as a percentage of model time; throughput = 1000 / mean
-end-to-end ms; peak RSS of the process while that runtime loaded and ran (Linux: the high-water
-mark is reset before each runtime through ``/proc/self/clear_refs``, so rows do not inherit each
-other's peak; elsewhere ``ru_maxrss``, a whole-process peak, and the report says so).
-``torch`` is the PyTorch reference (eager, float32) split into the same components.
+Each runtime row runs in **its own Python process** (``isolate=True``, the default), so its peak RSS is
+that runtime's alone (imports, load and inference; no earlier row stays resident): the bundle verified
+(schema + sha256) and its components loaded (``load_ms``), then ``warmup`` untimed and ``iters`` timed
+inferences of one preprocessed face (an aligned crop and its landmarks: the SDK's ``preprocess ->
+components -> softmax``). Per component: the **runtime's execute call alone** (ExecuTorch
+``Method.execute``, ONNX Runtime ``InferenceSession.run``, the torch module's forward, Core ML
+``predict``), not the SDK's numpy/tensor conversions around it; ``model`` = their sum;
+``end_to_end`` = the whole ``preprocess -> components -> softmax``; ``sdk_overhead`` = end to end minus
+model (preprocessing, input/output conversion, bookkeeping; no face detection), also as a percentage of
+model time; throughput = 1000 / mean end-to-end ms. Every row uses the same CPU thread count
+(``threads``; default :func:`default_threads`), printed with the report. ``torch`` is the PyTorch
+reference (eager, float32) split into the same components.
 
 The JSON schema is ``udc-bench/1`` (see :data:`SCHEMA`); keys are only ever added.
 """
@@ -73,6 +76,14 @@ def peak_rss_mb() -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
+def default_threads() -> int:
+    """The thread count every row uses when none is given: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def host_info(threads: int | None) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -103,6 +114,52 @@ def bench_face(crop_size: int, image: str | Path | None = None, seed: int = 0) -
 
 
 # ------------------------------------------------------------------------------------------ bench
+class _Timed:
+    """Wraps the object a runner calls (``method.execute``, ``session.run``, ``model.predict``, or the
+    module itself) and adds the milliseconds of each call to ``sink[name]``."""
+
+    def __init__(self, target, attr: str | None, sink: dict[str, float], name: str):
+        self._target, self._attr, self._sink, self._name = target, attr, sink, name
+
+    def _timed(self, fn, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            self._sink[self._name] = self._sink.get(self._name, 0.0) + (time.perf_counter() - t0) * 1e3
+
+    def __call__(self, *a, **k):  # a torch module
+        return self._timed(self._target, *a, **k)
+
+    def __getattr__(self, item):
+        value = getattr(self._target, item)
+        if item == self._attr:
+            return lambda *a, **k: self._timed(value, *a, **k)
+        return value
+
+
+#: (runner attribute holding the runtime object, the method that runs the model; None: the object is called)
+_EXECUTE_HOOKS = (("_method", "execute"), ("_session", "run"), ("_model", "predict"), ("module", None))
+
+
+def instrument_execute(chain) -> tuple[dict[str, float], list[str]]:
+    """Make every step of ``chain`` record its runtime's execute time alone into the returned dict (cleared
+    by the caller per iteration). Returns ``(sink, steps that could not be instrumented)``: for those, the
+    step's time (runner glue included) is used and the report says so."""
+    sink: dict[str, float] = {}
+    missing = []
+    for step in chain.steps:
+        runner = step.runner
+        for attr, method in _EXECUTE_HOOKS:
+            target = getattr(runner, attr, None)
+            if target is not None and (method is None and callable(target) or method and hasattr(target, method)):
+                setattr(runner, attr, _Timed(target, method, sink, step.name))
+                break
+        else:
+            missing.append(step.name)
+    return sink, missing
+
+
 def _import_runtime(runtime: str) -> None:
     import importlib
 
@@ -128,10 +185,13 @@ def bench_runtime(bundle_path: str | Path, runtime: str, warmup: int, iters: int
 
     from .bundle import load_bundle
     from .chain import load_chain
+    from .quiet import quiet_native, show_progress
     from .recognizer import Recognizer, softmax
     from .runtimes import resolve_runtime
 
-    _import_runtime(runtime)  # library import is not load time: a long-running app pays it once at start-up
+    threads = threads or default_threads()
+    with quiet_native():  # ExecuTorch prints cpuinfo lines from C++ at import/threadpool start
+        _import_runtime(runtime)  # library import is not load time: a long-running app pays it once at start-up
     exact_peak = reset_peak_rss()
     rss_before = rss_mb()
     t0 = time.perf_counter()
@@ -143,14 +203,18 @@ def bench_runtime(bundle_path: str | Path, runtime: str, warmup: int, iters: int
         import torch
 
         torch.set_num_threads(int(threads))
-    chain = load_chain(bundle, name, reference=reference, threads=threads, fused=fused)
+    with quiet_native():
+        chain = load_chain(bundle, name, reference=reference, threads=threads, fused=fused)
     t2 = time.perf_counter()
     rec = Recognizer(bundle, chain)
     rss_loaded = rss_mb()
     crop, lm, what = bench_face(rec.crop_size, image)
+    sink, glued = instrument_execute(chain)
     comp: dict[str, list[float]] = {s.name: [] for s in chain.steps}
     e2e, model = [], []
-    for i in tqdm(range(warmup + iters), desc=f"bench {name}", unit="it", disable=not progress, leave=False):
+    for i in tqdm(range(warmup + iters), desc=f"bench {name}", unit="it", disable=not (progress and show_progress()),
+                  leave=False):
+        sink.clear()
         s = time.perf_counter()
         logits, t = rec.run_model(crop, lm)
         softmax(logits)
@@ -158,9 +222,10 @@ def bench_runtime(bundle_path: str | Path, runtime: str, warmup: int, iters: int
         if i < warmup:
             continue
         e2e.append(total)
-        model.append(t["model"])
+        per = {k: sink.get(k, t[k]) for k in comp}  # the execute call alone; the step time where not hookable
+        model.append(sum(per.values()))
         for k in comp:
-            comp[k].append(t[k])
+            comp[k].append(per[k])
     overhead = [a - b for a, b in zip(e2e, model)]
     latency = {k: stats(v) for k, v in comp.items()}
     latency["model"] = stats(model)
@@ -177,23 +242,93 @@ def bench_runtime(bundle_path: str | Path, runtime: str, warmup: int, iters: int
         "throughput_fps": 1000.0 / max(1e-9, float(np.mean(e2e))),
         "memory_mb": {"rss_before_load": rss_before, "rss_after_load": rss_loaded, "peak_rss": peak_rss_mb(),
                       "peak_is_per_runtime": exact_peak},
+        "threads": threads,
+        "model_time": ("runtime execute only" if not glued
+                       else f"runtime execute only, except {', '.join(glued)} (whole step, runner glue included)"),
         "size_mb": size / 1e6 if name != "torch" else None,
         "components": chain.components,
     }
 
 
+ROW_MARK = "UDC-BENCH-ROW "
+
+
+def bench_runtime_isolated(bundle_path: str | Path, runtime: str, warmup: int, iters: int, threads: int | None,
+                           reference: str | None = None, fused: bool = False, image: str | Path | None = None,
+                           progress: bool = True, timeout: float | None = None) -> dict[str, Any]:
+    """:func:`bench_runtime` in a fresh Python process: the row's peak RSS is its own process's high-water
+    mark (imports, load, inference), with nothing of an earlier row resident. Errors come back as the
+    same typed :class:`udc.sdk.errors.UdcError` line the child raised."""
+    import json
+    import subprocess
+
+    from .bundle import load_bundle
+    from .errors import UdcError
+
+    load_bundle(bundle_path, verify=False)  # a missing or malformed bundle: its typed error here, before a process
+    args = {"bundle": str(bundle_path), "runtime": runtime, "warmup": warmup, "iters": iters,
+            "threads": threads or default_threads(), "reference": reference, "fused": fused,
+            "image": str(image) if image else None, "progress": progress}
+    env = {**os.environ, "TORCHAO_FORCE_SKIP_LOADING_SO_FILES": os.environ.get("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")}
+    res = subprocess.run([sys.executable, "-m", "udc.sdk.bench", json.dumps(args)], stdout=subprocess.PIPE,
+                         stderr=None, text=True, env=env, timeout=timeout)
+    for line in res.stdout.splitlines():
+        if line.startswith(ROW_MARK):
+            out = json.loads(line[len(ROW_MARK):])
+            if "error" in out:
+                raise UdcError(out["error"])
+            out["memory_mb"]["peak_is_per_runtime"] = True
+            out["memory_mb"]["process"] = "own process per row"
+            return out
+    raise UdcError(f"benchmark of {runtime} exited with code {res.returncode} without a result "
+                   "(run with --verbose to see the runtime's own messages)")
+
+
 def host_bench(bundle_path: str | Path, runtimes: Sequence[str], warmup: int = 10, iters: int = 100,
                threads: int | None = None, reference: str | None = None, fused: bool = False,
-               image: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+               image: str | Path | None = None, progress: bool = True, isolate: bool = True) -> dict[str, Any]:
+    """Every runtime of ``runtimes`` with the same ``threads`` (default :func:`default_threads`); each row in
+    its own process unless ``isolate=False``."""
     from .bundle import load_bundle
 
+    threads = threads or default_threads()
     m = load_bundle(bundle_path, verify=False).manifest
-    rows = [bench_runtime(bundle_path, r, warmup, iters, threads, reference, fused, image, progress) for r in runtimes]
+    run = bench_runtime_isolated if isolate else bench_runtime
+    rows = [run(bundle_path, r, warmup, iters, threads, reference, fused, image, progress) for r in runtimes]
     ref = next((r for r in rows if r["runtime"] == "torch"), None)
     for r in rows:
         r["speedup_vs_torch"] = (ref["latency_ms"]["end_to_end"]["p50"] / r["latency_ms"]["end_to_end"]["p50"]
                                  if ref else None)
     return {"schema": SCHEMA, "bundle": Path(bundle_path).name, "path": str(bundle_path), "target": m["target"],
             "backend": m.get("backend"), "quant": m["quant"], "config": m["model"].get("config"),
-            "family": m.get("family", "lrdif"),
+            "family": m.get("family", "lrdif"), "isolated_rows": bool(isolate),
             "device": host_info(threads), "warmup": warmup, "iters": iters, "rows": rows}
+
+
+def _child(argv: Sequence[str]) -> int:
+    """``python -m udc.sdk.bench ARGS_JSON``: one row, printed as one ``UDC-BENCH-ROW {json}`` line."""
+    import json
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from .quiet import setup
+
+    setup(False)
+    a = json.loads(argv[0])
+    try:
+        row = bench_runtime(a["bundle"], a["runtime"], a["warmup"], a["iters"], a["threads"], a["reference"],
+                            a["fused"], a["image"], a["progress"])
+    except Exception as e:  # noqa: BLE001 - the parent turns it into a one-line typed error
+        from .errors import UdcError
+
+        msg = str(e) if isinstance(e, UdcError) else f"{type(e).__name__}: {e}"
+        print(ROW_MARK + json.dumps({"error": msg.splitlines()[0] if msg else type(e).__name__}), flush=True)
+        return 2
+    from .table import json_safe
+
+    print(ROW_MARK + json.dumps(json_safe(row), allow_nan=False), flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through bench_runtime_isolated
+    sys.exit(_child(sys.argv[1:]))

@@ -9,7 +9,6 @@ Exit codes: 0 done, 2 cannot run here (no adb, no device, no macOS, runtime not 
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 
-from .table import format_table  # noqa: E402
+from .table import dumps_json, format_table  # noqa: E402
 
 
 def _ms(v: float | None) -> str:
@@ -44,7 +43,8 @@ def table(report: dict[str, Any]) -> str:
                          f"{r['throughput_fps']:.1f}" if n == "end_to_end" and r.get("throughput_fps") else "",
                          f"{r['speedup_vs_torch']:.2f}x" if n == "end_to_end" and r.get("speedup_vs_torch") else ""])
     d = report["device"]
-    where = (f"{d.get('cpu')} ({d.get('cores')} cores, threads {d.get('threads') or 'default'})" if d["kind"] == "host"
+    where = (f"{d.get('cpu')} ({d.get('cores')} cores, {d.get('threads') or 'default'} thread(s) for every row"
+             + (", each row in its own process" if report.get("isolated_rows") else "") + ")" if d["kind"] == "host"
              else f"{d.get('model') or d.get('name')} ({d['kind']})")
     title = (f"{report['bundle']}: {report['target']}/{report.get('backend')} {report['quant']} "
              f"({report.get('family', 'lrdif')} {report.get('config')}) on {where}; {report['warmup']} warm-up + {report['iters']} timed runs, ms")
@@ -52,6 +52,8 @@ def table(report: dict[str, Any]) -> str:
                         "vs torch"], rows, title)
     notes = [f"{r['runtime']}: SDK overhead {r['sdk_overhead_pct']:.1f}% of model time"
              for r in report["rows"] if r.get("sdk_overhead_pct") is not None]
+    notes += [f"{r['runtime']}: component and model times are the {r['model_time']}"
+              for r in report["rows"] if r.get("model_time")]
     notes += [r["note"] for r in report["rows"] if r.get("note")]
     return out + ("\n" + "\n".join(notes) if notes else "")
 
@@ -87,7 +89,8 @@ def _device_row(runtime: str, comps: dict[str, dict[str, Any]], note: str) -> di
               help="The checkpoint the bundle was exported from, if the manifest's path is gone (torch row).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed runs first.")
 @click.option("--iters", type=click.IntRange(min=1), default=100, show_default=True, help="Timed runs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the runtime.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of every runtime (the same for every row). Default: the CPUs available here.")
 @click.option("--image", type=click.Path(dir_okay=False), default=None,
               help="Host: time the face of this photo (detected once) instead of a random crop.")
 @click.option("--fused", is_flag=True, help="Host: run the fused 'pipeline' component instead of the four.")
@@ -97,13 +100,17 @@ def _device_row(runtime: str, comps: dict[str, dict[str, Any]], note: str) -> di
               help="Android: pull each program's ETDump into this folder and summarise it.")
 @click.option("--team", default=None, help="iOS: Apple development team ID that signs coremltools' modelrunner app.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema udc-bench/1).")
+@click.option("--verbose", is_flag=True, help="Also show third-party log lines (ExecuTorch, absl, torchao).")
 def main(bundle, device, runtimes, no_reference, reference, warmup, iters, threads, image, fused, serial, runner,
-         etdump_dir, team, as_json):
+         etdump_dir, team, as_json, verbose):
     """Benchmark BUNDLE (a NAME.udc directory): load time, latency p50/p90/p99/min/mean per component and end
     to end, SDK overhead, peak RSS and throughput, as a table or JSON."""
     import warnings
 
     warnings.filterwarnings("ignore")
+    from .quiet import setup
+
+    setup(verbose)
     from .bench import SCHEMA, host_bench
     from .bundle import load_bundle
     from .errors import UdcError
@@ -140,7 +147,7 @@ def main(bundle, device, runtimes, no_reference, reference, warmup, iters, threa
     except UdcError as e:
         click.echo(f"udc-bench: {e}", err=True)
         sys.exit(2)
-    click.echo(json.dumps(report, indent=2) if as_json else table(report))
+    click.echo(dumps_json(report) if as_json else table(report))
 
 
 if __name__ == "__main__":  # pragma: no cover

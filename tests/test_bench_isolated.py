@@ -1,0 +1,88 @@
+"""Issue 14 item 15: benchmark rows a user can trust. Each row's peak RSS is its own process's; "model"
+time is the runtime's execute call alone (not the SDK's conversions around it); every row runs with the
+same thread count, and the report says which."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from sdk_bundles import export_bundle
+
+
+# ----------------------------------------------------------------------------- execute time alone (no bundle)
+class _Method:
+    def execute(self, args):
+        time.sleep(0.02)  # the runtime's own work
+        return [np.zeros((1, 7), np.float32)]
+
+
+class _Runner:
+    def __init__(self):
+        self._method = _Method()
+
+    def __call__(self, inputs):
+        time.sleep(0.03)  # SDK glue around the runtime (conversions, copies)
+        return self._method.execute(list(inputs.values()))
+
+
+class _Opaque:
+    def __call__(self, inputs):
+        time.sleep(0.01)
+        return [np.zeros((1, 7), np.float32)]
+
+
+def test_instrument_execute_times_the_runtime_call_alone():
+    from udc.sdk.bench import instrument_execute
+    from udc.sdk.chain import Chain, Step
+
+    chain = Chain("executorch", [Step("a", _Runner(), ["image"], {}, ["out"]), Step("b", _Opaque(), ["image"], {},
+                                                                                      ["out"])])
+    sink, missing = instrument_execute(chain)
+    assert missing == ["b"]  # a runner whose runtime object is unknown: reported, not guessed
+    _, ms = chain.run({"image": np.zeros((1, 3), np.float32)})
+    assert 15 <= sink["a"] < 45 and ms["a"] >= 45  # the step (glue + execute) vs the execute call alone
+    assert "b" not in sink
+
+
+# ----------------------------------------------------------------------------- a real bundle
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return export_bundle(tmp_path_factory.mktemp("bench-iso"), "executorch", "fp32")
+
+
+def test_rows_run_in_their_own_process_with_one_thread_count(bundle):
+    from udc.sdk.bench import default_threads, host_bench, rss_mb
+    from udc.sdk.bench_cli import table
+
+    ballast = np.ones(700 * 2 ** 20, np.uint8)  # 700 MB resident in this process only
+    parent_rss = rss_mb()
+    r = host_bench(bundle, ["executorch"], warmup=1, iters=3, progress=False)
+    assert ballast[-1] == 1
+    row = r["rows"][0]
+    assert r["isolated_rows"] and row["memory_mb"]["peak_is_per_runtime"]
+    # in this process the peak would include the ballast; the row's own process never saw it
+    assert row["memory_mb"]["peak_rss"] < parent_rss - 500, (row["memory_mb"], parent_rss)
+    assert row["threads"] == r["device"]["threads"] == default_threads()
+    lat = row["latency_ms"]
+    assert lat["model"]["min"] > 0 and lat["end_to_end"]["min"] >= lat["model"]["min"]
+    assert row["model_time"] == "runtime execute only"
+    assert f"{default_threads()} thread(s) for every row" in table(r)
+
+
+def test_in_process_rows_share_the_given_thread_count(bundle):
+    from udc.sdk.bench import host_bench
+
+    r = host_bench(bundle, ["executorch", "torch"], warmup=0, iters=2, threads=1, progress=False, isolate=False)
+    assert [row["threads"] for row in r["rows"]] == [1, 1] and r["device"]["threads"] == 1
+    assert all(row["model_time"] == "runtime execute only" for row in r["rows"])
+
+
+def test_isolated_row_error_is_one_typed_line(tmp_path):
+    from udc.sdk.bench import bench_runtime_isolated
+    from udc.sdk.errors import UdcError
+
+    with pytest.raises(UdcError) as e:
+        bench_runtime_isolated(tmp_path / "missing.udc", "executorch", 0, 1, 1, progress=False)
+    assert "\n" not in str(e.value)
