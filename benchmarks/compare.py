@@ -195,8 +195,9 @@ def run_rows(wanted, args, family: str, config: str, checkpoint: str | None, acc
     """Export, parity, bench (and accuracy) of every wanted row for one model; ``(rows incl. the torch row, faces)``."""
     import torch  # noqa: F401
 
-    from udc.sdk.bench import bench_runtime
+    from udc.sdk.bench import bench_runtime_isolated as bench_runtime  # each row in its own process
     from udc.sdk.bundle import load_bundle
+    from udc.sdk.quiet import quiet_native
     from udc.sdk.parity_run import host_parity
     from udc.sdk.runtimes import TARGET_RUNTIME, runtime_problem
 
@@ -207,7 +208,8 @@ def run_rows(wanted, args, family: str, config: str, checkpoint: str | None, acc
         why = runtime_problem(runtime, target)
         row = {"family": family, "format": target, "runtime": runtime, "quant": quant, "size_mb": None,
                "top1_agreement": None, "cosine": None, "p50_ms": None, "sdk_overhead_pct": None,
-               "vs_torch_fp32": None, "export_s": None, "accuracy": None, "uar": None, "status": "ok"}
+               "vs_torch_fp32": None, "export_s": None, "accuracy": None, "uar": None, "peak_rss_mb": None,
+               "status": "ok"}
         results.append(row)
         if why is not None:
             row["status"] = f"not run here: {why.split(';')[0]}"
@@ -222,7 +224,8 @@ def run_rows(wanted, args, family: str, config: str, checkpoint: str | None, acc
         if faces is None:
             faces = synthetic_faces(args.n, int(b.manifest["preprocessing"]["crop_size"]), seed=args.seed)
         print(f"[{name} {target} {quant}] parity on {len(faces)} faces ...", file=sys.stderr, flush=True)
-        par = host_parity(b, faces, runtime, threads=args.threads, seed=args.seed, progress=False)
+        with quiet_native():  # ExecuTorch's cpuinfo lines while the runtime loads
+            par = host_parity(b, faces, runtime, threads=args.threads, seed=args.seed, progress=False)
         row["size_mb"] = sum(c["size_bytes"] for n, c in b.manifest["components"].items() if n != "pipeline") / 1e6
         row["top1_agreement"] = par["end_to_end"]["top1_agreement"]
         row["cosine"] = par["end_to_end"]["cosine"]
@@ -233,6 +236,7 @@ def run_rows(wanted, args, family: str, config: str, checkpoint: str | None, acc
             torch_row = {"family": family, "format": "pytorch (eager)", "runtime": "torch", "quant": "fp32",
                          "size_mb": None, "top1_agreement": 1.0, "cosine": 1.0,
                          "p50_ms": tb["latency_ms"]["end_to_end"]["p50"], "sdk_overhead_pct": tb["sdk_overhead_pct"],
+                         "peak_rss_mb": tb["memory_mb"]["peak_rss"],
                          "vs_torch_fp32": 1.0, "export_s": None, "accuracy": None, "uar": None, "status": "reference"}
             if acc_faces is not None:
                 torch_row["accuracy"], torch_row["uar"] = bundle_accuracy(path, "torch", *acc_faces[:3],
@@ -241,6 +245,7 @@ def run_rows(wanted, args, family: str, config: str, checkpoint: str | None, acc
         rb = bench_runtime(path, runtime, args.warmup, args.iters, args.threads, progress=False)
         row["p50_ms"] = rb["latency_ms"]["end_to_end"]["p50"]
         row["sdk_overhead_pct"] = rb["sdk_overhead_pct"]
+        row["peak_rss_mb"] = rb["memory_mb"]["peak_rss"]
         if acc_faces is not None:
             print(f"[{name} {target} {quant}] accuracy on {len(acc_faces[1]) + len(acc_faces[2])} faces ...",
                   file=sys.stderr, flush=True)
@@ -276,7 +281,11 @@ def main() -> int:
                     help="dataset (e.g. the synthetic UDC set) whose test split gives each checkpoint's bundle accuracy")
     ap.add_argument("--accuracy-n", type=int, default=None, help="at most this many test faces for --accuracy-data")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="also show third-party log lines (ExecuTorch, absl, torchao)")
     args = ap.parse_args()
+    from udc.sdk.quiet import setup
+
+    setup(args.verbose)
     if args.ddamfn_checkpoint and not args.ddamfn:
         args.ddamfn = "paper"  # the table label only: the checkpoint carries its config
     if args.only_ddamfn and not args.ddamfn:
@@ -333,7 +342,9 @@ def main() -> int:
         report.update({"config": args.config, "checkpoint": args.checkpoint, "faces": first["faces"],
                        "rows": first["rows"], "checks": first["checks"]})
     if args.json:
-        print(json.dumps(report, indent=2))
+        from udc.sdk.table import dumps_json
+
+        print(dumps_json(report))
         return 0
 
     def f(v, spec):
@@ -341,21 +352,23 @@ def main() -> int:
 
     for t in tables:
         acc = t["accuracy_faces"] > 0
-        cols = ["format", "runtime", "quant", "size MB", "top-1 agree", "cosine", "p50 ms", "SDK ovh %", "vs torch fp32"]
+        cols = ["format", "runtime", "quant", "size MB", "top-1 agree", "cosine", "p50 ms", "SDK ovh %", "vs torch fp32",
+                "peak RSS MB"]
         cols += ["accuracy %", "UAR %"] if acc else []
         body = []
         for r in t["rows"]:
             row = [r["format"], r["runtime"], r["quant"], f(r["size_mb"], ".2f"),
                    f(None if r["top1_agreement"] is None else 100 * r["top1_agreement"], ".1f"), f(r["cosine"], ".5f"),
                    f(r["p50_ms"], ".2f"), f(r["sdk_overhead_pct"], ".1f"),
-                   f(r["vs_torch_fp32"], ".2f") + ("x" if r["vs_torch_fp32"] else "")]
+                   f(r["vs_torch_fp32"], ".2f") + ("x" if r["vs_torch_fp32"] else ""), f(r.get("peak_rss_mb"), ".0f")]
             if acc:
                 row += [f(None if r["accuracy"] is None else 100 * r["accuracy"], ".1f"),
                         f(None if r["uar"] is None else 100 * r["uar"], ".1f")]
             body.append(row + [r["status"]])
         src = "checkpoint " + t["checkpoint"] if t["checkpoint"] else "random init, seed %d" % args.seed
         title = (f"udc compare: {t['family']} {t['config']} ({src}), {t['params'] / 1e6:.3f} M params, "
-                 f"{t['macs'] / 1e6:.1f} M MACs; {info['cpu']}, {args.threads} thread(s), {platform.system()}; p50 of "
+                 f"{t['macs'] / 1e6:.1f} M MACs; {info['cpu']}, {args.threads} thread(s) for every row, each row's bench "
+                 f"in its own process (peak RSS its own), model time = the runtime's execute alone, {platform.system()}; p50 of "
                  f"{args.iters} runs after {args.warmup} warm-up; top-1 agreement on {t['faces']} synthetic faces"
                  + (f"; accuracy on all {t['accuracy_faces']} test faces of {args.accuracy_data} (landmarks: "
                     + ", ".join(f"{v} {k}" for k, v in t["accuracy_landmark_paths"].items() if v or k == "failed")

@@ -27,6 +27,10 @@ from pathlib import Path
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 warnings.filterwarnings("ignore")
 
+from udc.sdk.quiet import setup as _quiet_setup  # noqa: E402
+
+_quiet_setup("--verbose" in sys.argv)  # before the imports below log (torchao, torch pytree)
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -51,22 +55,31 @@ CHAIN = ("clip_image", "fpen_s2", "denoiser", "udcformer")
 
 
 def latency_ms(bundle, component: str, threads: int, runs: int, warmup: int = 3) -> float | None:
+    """Median ms of the runtime's execute call alone (``udc.sdk.bench.instrument_execute``: not the SDK's
+    numpy/tensor conversions around it), ``threads`` threads, after ``warmup`` calls."""
+    from types import SimpleNamespace
+
+    from udc.sdk.bench import instrument_execute
+    from udc.sdk.quiet import quiet_native
     from udc.sdk.runtimes import RuntimeUnavailableError, load
 
     entry = bundle.manifest["components"][component]
     try:
-        run = load(bundle.file(component), input_names=[i["name"] for i in entry["inputs"]], threads=threads)
+        with quiet_native():
+            run = load(bundle.file(component), input_names=[i["name"] for i in entry["inputs"]], threads=threads)
     except RuntimeUnavailableError:
         return None
+    sink, glued = instrument_execute(SimpleNamespace(steps=[SimpleNamespace(name=component, runner=run)]))
     rng = np.random.default_rng(0)
     feed = {i["name"]: rng.standard_normal(i["shape"]).astype(np.float32) for i in entry["inputs"]}
     for _ in range(warmup):
         run(feed)
     times = []
     for _ in range(runs):
+        sink.clear()
         t0 = time.perf_counter()
         run(feed)
-        times.append(time.perf_counter() - t0)
+        times.append(sink.get(component, (time.perf_counter() - t0) * 1e3) / 1e3)
     return 1e3 * statistics.median(times)
 
 
@@ -97,7 +110,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--only", default=None, help="Comma-separated target:quant[:backend] subset, e.g. executorch:int8")
+    ap.add_argument("--verbose", action="store_true", help="also show third-party log lines (ExecuTorch, absl, torchao)")
     args = ap.parse_args(argv)
+    from udc.sdk.quiet import setup
+
+    setup(args.verbose)
 
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="udc-matrix-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -107,7 +124,7 @@ def main(argv=None) -> int:
         matrix = [m for m in MATRIX if any(w[0] == m[0] and w[1] == m[2] and (len(w) < 3 or w[2] == m[1])
                                            for w in want)]
     print(f"config {args.config}, random init (no checkpoint); bundles in {root}; host latency: {args.threads} "
-          f"threads, median of {args.runs}", flush=True)
+          f"threads for every row (runtimes and torch eager), median of {args.runs} runtime execute calls", flush=True)
     eager = eager_ms(args.config, args.threads, args.runs)
     print("PyTorch eager (reference) ms: " + ", ".join(f"{k} {v:.2f}" for k, v in eager.items()), flush=True)
 
@@ -156,7 +173,7 @@ def main(argv=None) -> int:
     print(format_table(["target", "backend", "quant", "size MB", "export s", "delegated %", "outside compute %",
                         "clip ms", "fpen ms", "denoiser ms", "udcformer ms", "total ms", "parity (end-to-end)"], rows,
                        title=f"Export matrix: LRDif '{args.config}' (random init), host {os.cpu_count()} CPUs, "
-                             f"{args.threads} threads"))
+                             f"{args.threads} threads for every row; ms = the runtime's execute call alone"))
     print("\nTargets:")
 
     def ratio(a, b):
