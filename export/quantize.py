@@ -271,12 +271,13 @@ def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware:
     t = selection_thresholds(quant, chained)
     fails = []
     comp, e2e = metrics["component"], metrics["end_to_end"]
-    if comp["cosine"] < t["cosine"]:
+    # written as `not (x >= thr)` so that a NaN metric fails
+    if not (comp["cosine"] >= t["cosine"]):
         fails.append(f"component cosine {comp['cosine']:.5f} < {t['cosine']:.4f}")
-    if e2e["cosine"] < t["cosine"]:
+    if not (e2e["cosine"] >= t["cosine"]):
         fails.append(f"end-to-end cosine {e2e['cosine']:.5f} < {t['cosine']:.4f}")
     key = "top1_agreement_margin_aware" if margin_aware else "top1_agreement"
-    if e2e[key] < t["top1"]:
+    if not (e2e[key] >= t["top1"]):
         fails.append(f"end-to-end {'margin-aware ' if margin_aware else ''}top-1 {e2e[key]:.4f} < {t['top1']:.4f}")
     return not fails, fails
 

@@ -100,8 +100,6 @@ def test_candidate_passes_uses_the_chain_length():
     assert candidate_passes(m, "int8", chained=4)[0] is False
 
 
-@pytest.mark.xfail(strict=True, reason="candidate_passes compares with `<`, so a NaN metric passes "
-                                       "(export/quantize.py; reported, behaviour left unchanged here)")
 @pytest.mark.parametrize("field", ["comp", "cos", "top1"])
 def test_candidate_passes_fails_on_nan(field):
     assert candidate_passes(metrics(**{field: math.nan}))[0] is False
