@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.udc-installed
 export TORCHAO_FORCE_SKIP_LOADING_SO_FILES := 1
 PYTEST_ARGS ?=
 
-.PHONY: test demo ablations install clean
+.PHONY: test test-quick demo ablations install clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop: everything but the tests marked slow (exports, training runs, wheel build); `make test` runs all.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 -> stage 2 ->
 # evaluation on the held-out synthetic UDC split -> ExecuTorch and Core ML bundles -> run the bundle on a real
