@@ -129,13 +129,17 @@ def labelled_faces(root: str, crop_size: int, n: int | None, split: str = "test"
     from udc.sdk.images import load_image
     from udc.sdk.parity_data import Faces
     from udc.train.datasets import open_dataset
+    from udc.train.datasets.base import DatasetIndex
     from udc.train.datasets.landmark_cache import PATHS, ensure_landmarks
 
     index = open_dataset(Path(root))
     recs = sorted((r for r in index.records if r.split == split), key=lambda r: r.key)[:n]
     if not recs:
         raise SystemExit(f"--accuracy-data {root}: no '{split}' faces")
-    cached = ensure_landmarks(index, progress=False, fallback="auto") if any(r.landmarks is None for r in recs) else None
+    cached = None
+    if any(r.landmarks is None for r in recs):  # only these records (the cache file keeps every other entry)
+        sub = DatasetIndex(index.name, index.root, recs, index.label_map, index.dropped)
+        cached = ensure_landmarks(sub, progress=False, fallback="auto")
     crops, lms, labels, names, missed = [], [], [], [], []
     paths = dict.fromkeys(PATHS, 0)
     for r in recs:
