@@ -62,7 +62,10 @@ def export(out: Path, target: str, quant: str, args, family: str = "lrdif", conf
         req = ExportRequest(output=path, target=target, quant=quant, config=None if checkpoint else config,
                             family=None if checkpoint else family, checkpoint=checkpoint, calib_n=args.calib_n,
                             eval_n=args.eval_n, seed=args.seed, threads=args.threads, force=True)
-        run_export(req, log=lambda *_: None)
+        from udc.sdk.quiet import quiet_native
+
+        with quiet_native():  # the export's own parity run loads ExecuTorch (cpuinfo lines from C++)
+            run_export(req, log=lambda *_: None)
     except Exception as e:  # noqa: BLE001 - one failing row must not hide the others
         return None, f"export failed: {str(e).splitlines()[0][:120]}", time.perf_counter() - t0
     return path, None, time.perf_counter() - t0

@@ -135,9 +135,12 @@ def main(argv=None) -> int:
         print(f"\n== {name}", flush=True)
         t0 = time.perf_counter()
         try:
-            res = run_export(ExportRequest(output=out, target=target, backend=backend, quant=quant, config=args.config,
+            from udc.sdk.quiet import quiet_native
+
+            with quiet_native():  # ExecuTorch's cpuinfo lines (C++, fd 2) while the export's parity run loads it
+                res = run_export(ExportRequest(output=out, target=target, backend=backend, quant=quant, config=args.config,
                                            calib_n=args.calib_n, eval_n=args.eval_n, force=True,
-                                           threads=args.threads), log=lambda s: print(s, flush=True))
+                                               threads=args.threads), log=lambda s: print(s, flush=True))
         except Exception as e:  # noqa: BLE001 - one failed cell must not hide the others
             print(f"   FAILED: {type(e).__name__}: {e}", flush=True)
             rows.append([target, backend or "-", quant, "-", f"{time.perf_counter() - t0:.0f}", "-", "-", "-", "-", "-",
