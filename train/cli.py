@@ -9,7 +9,7 @@ import click
 
 from udc.sdk.table import format_table
 
-from .config import VARIANTS, TrainConfig
+from .config import FALLBACK, VARIANTS, TrainConfig, recipe_defaults
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -19,8 +19,10 @@ def _common(f):
         click.option("--data", help="Dataset root: RAF-DB, FERPlus, KDEF, AffectNet or folder-per-class (auto-detected)."),
         click.option("--format", "data_format", default=None, help="Force the dataset format instead of detecting it."),
         click.option("--model", default=None,
-                     help="Model config. LRDif: tiny | mobile | paper (stage 1; stage 2 takes the stage-1 one); "
-                          "ddamfn: tiny (32 px) | paper (112 px, 4.1 M params). Default tiny."),
+                     help="Model config. LRDif: tiny | mobile | paper | fer (48 px real faces such as FER2013) for "
+                          "stage 1 (stage 2 takes the stage-1 one); ddamfn: tiny (32 px) | paper (112 px, 4.1 M "
+                          "params). Default tiny. The other options start from the recipe: DDAMFN's official one "
+                          "for ddamfn, the fer recipe for fer, else the LRDif paper's."),
         click.option("--out", default=None, help="Run directory (checkpoints last.pt/best.pt, metrics.csv/json)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="JSON or TOML file of training options (CLI options override it)."),
@@ -52,9 +54,26 @@ def _lrdif(f):
     return f
 
 
+def _recipe_model(stage: int, kw: dict, file_opts: dict) -> str:
+    """The model name that picks the recipe: stage 2 takes its stage-1 checkpoint's model."""
+    stage1 = kw.get("stage1") or file_opts.get("stage1")
+    if stage == 2 and stage1:
+        from udc.sdk.checkpoint import read_checkpoint
+
+        try:
+            return str(read_checkpoint(stage1)["config"].get("name", ""))
+        except Exception:  # noqa: BLE001 - an unreadable stage-1 checkpoint is reported by the trainer
+            return ""
+    return kw.get("model") or file_opts.get("model") or TrainConfig.model
+
+
 def _make_config(stage: int, kw: dict, family: str = "lrdif") -> TrainConfig:
+    """Options, lowest precedence first: the recipe's defaults (``recipe_defaults``: DDAMFN's official recipe,
+    LRDif ``fer``'s, or the paper's), the ``--config`` file, the CLI options, ``--set``."""
     try:
-        cfg = TrainConfig.load(kw["config_file"]) if kw.get("config_file") else TrainConfig()
+        file_opts = TrainConfig.read_file(kw["config_file"]) if kw.get("config_file") else {}
+        recipe, defaults = recipe_defaults(family, _recipe_model(stage, kw, file_opts), stage)
+        cfg = TrainConfig.from_dict({**defaults, **file_opts, "recipe": file_opts.get("recipe", recipe)})
     except (ValueError, OSError) as e:
         raise click.ClickException(f"--config {kw['config_file']}: {e}") from None
     cfg.family = family
@@ -214,8 +233,12 @@ def _stage1_steps(path: str) -> int:
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the evaluation noise (LRDif stage 2).")
+@click.option("--landmark-fallback", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Faces MediaPipe misses: auto = upscaled retry, then canonical landmarks, for face-crop datasets "
+                   "(e.g. FER2013's 48x48); yes = for every image; no = not scored. A face still without landmarks "
+                   "counts as wrong (in the denominator).")
 def eval_main(checkpoint, data, data_format, split, stage, video, preset, segments, frames_per_segment, aggregate,
-              confusion_png, as_json, seed):
+              confusion_png, as_json, seed, landmark_fallback):
     """WAR (= accuracy), UAR and the per-class table of CHECKPOINT (LRDif or DDAMFN) on a dataset split.
 
     The model family is read from the checkpoint. With --video, every clip is scored once: the
@@ -232,7 +255,7 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
     from .datasets import DatasetError, open_dataset
     from .datasets.landmark_cache import ensure_landmarks
     from .metrics import save_confusion_png
-    from .trainer import crop_logits, evaluate_crops
+    from .trainer import crop_logits, evaluate_crops, model_label
 
     try:
         model = load_checkpoint(checkpoint)
@@ -269,15 +292,22 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
         records = index.split(split)
         if not records:
             raise click.ClickException(f"{data} has no '{split}' split (splits: {sorted({r.split for r in index.records})})")
-        crops = prepare_crops(records, ensure_landmarks(index, progress=not as_json), model.cfg.image_size)
+        lms = ensure_landmarks(index, progress=not as_json, fallback=FALLBACK[landmark_fallback])
+        crops = prepare_crops(records, lms, model.cfg.image_size)
         m = evaluate_crops(model, crops, stage, seed, device)
         name, skipped, unit = index.name, crops.skipped, "images"
-    what = f"{family} {model.cfg.name}" + (f", stage {stage}" if family == "lrdif" else "")
+        if hasattr(lms, "sources"):
+            keys = [r.key for r in records]
+            info["landmark_paths"] = {p: sum(lms.sources.get(k) == p for k in keys) for p in lms.counts()}
+    label = model_label(model)  # "LRDif without pretrained CLIP" unless the checkpoint's CLIP weights were pretrained
+    what = f"{label}, {model.cfg.name}" + (f", stage {stage}" if family == "lrdif" else "")
     if confusion_png:
         save_confusion_png(m, confusion_png, f"{Path(checkpoint).name} ({what}) on {name}/{split}: "
                                              f"WAR {100 * m.war:.1f}%, UAR {100 * m.uar:.1f}%")
     if as_json:
-        click.echo(json.dumps({"checkpoint": checkpoint, "family": family, "model": model.cfg.name, "data": data,
+        click.echo(json.dumps({"checkpoint": checkpoint, "family": family, "model": model.cfg.name,
+                               "model_label": label, "clip_pretrained": getattr(model, "clip_source", None) is not None,
+                               "data": data,
                                "split": split, "stage": None if family == "ddamfn" else stage, "unit": unit,
                                "war": m.war, "skipped_no_face": skipped, **info, **m.to_dict()}, indent=2))
         return
@@ -286,8 +316,8 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
                                                   f"{aggregate}" if video else "")
     click.echo(format_table(["class", "n", "recall %", "precision %"], m.per_class_rows(), title=title))
     click.echo()
-    click.echo(format_table(["family", "model", "stage", "unit", "n", "WAR (accuracy) %", "UAR %", "no face"],
-                            [[family, model.cfg.name, stage_txt, unit, m.n, f"{100 * m.war:.2f}",
+    click.echo(format_table(["family", "model", "config", "stage", "unit", "n", "WAR (accuracy) %", "UAR %", "no face (counted wrong)"],
+                            [[family, label, model.cfg.name, stage_txt, unit, m.n, f"{100 * m.war:.2f}",
                               f"{100 * m.uar:.2f}", skipped]]))
 
 

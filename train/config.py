@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("V1", "V2", "V3", "V4")  # paper Table 5: V1 no diffusion, V2 L_ce only, V3 noisy reverse, V4 full
+VARIANTS = ("V1", "V2", "V3", "V4")
+FALLBACK = {"auto": "auto", "yes": True, "no": False}  # landmark_fallback -> ensure_landmarks(fallback=...)  # paper Table 5: V1 no diffusion, V2 L_ce only, V3 noisy reverse, V4 full
 
 
 @dataclass
@@ -61,7 +62,14 @@ class TrainConfig:
     rotate_deg: float = 10.0
     scale_jitter: float = 0.08  # random zoom in [1-s, 1+s]
     shift: float = 0.04  # random translation, fraction of the crop
-    udc_prob: float = 0.0  # probability of degrading a sample with a random UDC profile on the fly
+    affine_prob: float = 1.0  # probability that a sample gets the rotation/zoom/shift (DDAMFN's code: 0.2)
+    random_erasing: float = 0.0  # probability of random erasing on the normalised input (DDAMFN's code: 0.5)
+    erasing_scale: tuple[float, float] = (0.02, 0.25)  # erased area fraction range (DDAMFN's code: (0.02, 0.25))
+    # probability of degrading a sample with a random UDC profile on the fly; both the CLIP view and UDCformer's view
+    # of that sample get the same draw (profile, noise seed), as on a phone
+    udc_prob: float = 0.0
+    # which defaults the options started from (recipe_defaults); recorded in checkpoints, not read back
+    recipe: str = "paper"
     # machinery
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -69,6 +77,9 @@ class TrainConfig:
     cache_dir: str | None = None  # default: OUT/../clip_cache
     save_every: int = 0  # also checkpoint every N steps inside an epoch (0: at epoch ends only)
     max_steps_per_epoch: int = 0  # 0 = full epochs (a cap for quick runs)
+    # landmarks of faces MediaPipe misses (train/datasets/landmark_cache.py): "auto" = the crop fallback (upscaled,
+    # then canonical points) for face-crop datasets only, "yes" = for every image, "no" = such faces are dropped
+    landmark_fallback: str = "auto"
     val_split: str = "val"  # falls back to "test" when the dataset has no val split
     num_threads: int = 0  # torch CPU threads (0: torch's default)
 
@@ -107,6 +118,12 @@ class TrainConfig:
             problems.append("stage 2 needs --stage1 CHECKPOINT (the trained stage-1 model)")
         if not self.data:
             problems.append("no --data given")
+        if not 0.0 <= self.affine_prob <= 1.0 or not 0.0 <= self.random_erasing <= 1.0 or not 0.0 <= self.udc_prob <= 1.0:
+            problems.append("affine_prob, random_erasing and udc_prob must be in [0, 1]")
+        if len(self.erasing_scale) != 2 or not 0.0 < self.erasing_scale[0] <= self.erasing_scale[1] < 1.0:
+            problems.append("erasing_scale must be (lo, hi) with 0 < lo <= hi < 1")
+        if self.landmark_fallback not in ("auto", "yes", "no"):
+            problems.append("landmark_fallback must be auto, yes or no")
         if self.batch_size < 1 or self.epochs < 1:
             problems.append("batch_size and epochs must be >= 1")
         if problems:
@@ -122,14 +139,19 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
+        d = {k: tuple(v) if isinstance(v, list) and k in ("gca_stages", "erasing_scale") else v for k, v in d.items()}
         return cls(**d)
+
+    @staticmethod
+    def read_file(path: str | Path) -> dict[str, Any]:
+        """The options a JSON/TOML file sets (not validated)."""
+        path = Path(path)
+        text = path.read_text()
+        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        text = path.read_text()
-        d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        return cls.from_dict(d)
+        return cls.from_dict(cls.read_file(path))
 
     def override(self, pairs: list[str]) -> "TrainConfig":
         """Apply ``key=value`` strings (values parsed as JSON when they can be, else strings)."""
@@ -145,3 +167,41 @@ class TrainConfig:
             except json.JSONDecodeError:
                 d[key] = raw
         return TrainConfig.from_dict(d)
+
+
+# DDAMFN's official training recipe: SainingZhang/DDAMFN (the code released with seed 003), rafdb_train.py and
+# ferPlus_train.py at commit 1ed152886752cf90aabe2f2251f5abdda205a258 (read, not copied): SGD lr 0.01, momentum 0.9,
+# weight decay 1e-4, StepLR(step_size=10, gamma=0.1) stepped per epoch, batch 256, 40 epochs (RAF-DB; FERPlus: 80),
+# Resize(112) -> RandomHorizontalFlip -> RandomApply([RandomRotation(5), RandomCrop(112, padding=8)], p=0.2) ->
+# Normalize(ImageNet) -> RandomErasing(scale=(0.02, 0.25)) (p=0.5, torchvision's default), CE + 0.1 * attention
+# loss in the code's form (n_pairs / sum of pairwise MSE). Its backbone starts from an MS-Celeb-1M pretrained MFN
+# (not available here: we start from random init). SGD's momentum is 0.9 in the trainer.
+DDAMFN_OFFICIAL: dict[str, Any] = dict(
+    optimizer="sgd", lr=0.01, weight_decay=1e-4, schedule="step", step_size=10, batch_size=256, epochs=40,
+    flip=True, rotate_deg=5.0, shift=8 / 112, scale_jitter=0.0, affine_prob=0.2, random_erasing=0.5,
+    erasing_scale=(0.02, 0.25), att_weight=0.1, att_form="official",
+)
+
+# LRDif "fer" (udc.sdk.config.fer, 48x48 crops for FER2013's 48x48 faces): the paper's optimiser (Adam, weight decay
+# 1e-4, cosine) with a larger lr and a warm-up for the short schedule, batch 64 (the paper's). Stage 2 keeps the
+# random-init CLIP image tower frozen and cached (training it, train_clip=auto, cost 2.2x stage 1's CPU time per
+# image in a micro-benchmark of this config). Epochs sized by measurement on FER2013 training faces (the full
+# Trainer: augmentation, collate, forward + backward; batch 64, 2 threads, nice 10 on a loaded 2-core machine):
+# stage 1 0.082 CPU-s/img, stage 2 0.097 CPU-s/img. With both cores busy that is 28,709 x 0.082 / 2 = 20 min per
+# stage-1 epoch and 23 min per stage-2 epoch (+ ~1 min validation each), so 3 + 1 epochs ~ 85 min of training.
+LRDIF_FER: dict[str, dict[str, Any]] = {
+    "stage1": dict(epochs=3, batch_size=64, lr=1e-3, warmup_steps=200, rotate_deg=10.0, scale_jitter=0.08,
+                   shift=0.04, random_erasing=0.25),
+    "stage2": dict(epochs=1, batch_size=64, lr=1e-3, warmup_steps=200, rotate_deg=10.0, scale_jitter=0.08,
+                   shift=0.04, random_erasing=0.25, train_clip="no"),
+}
+
+
+def recipe_defaults(family: str, model: str, stage: int = 1) -> tuple[str, dict[str, Any]]:
+    """``(name, option defaults)`` a run starts from before its config file and CLI options: DDAMFN's official
+    recipe for every DDAMFN model, the "fer" recipe for LRDif's ``fer`` model, else the LRDif paper defaults."""
+    if family == "ddamfn":
+        return "ddamfn-official", dict(DDAMFN_OFFICIAL)
+    if model == "fer":
+        return f"lrdif-fer-stage{stage}", dict(LRDIF_FER[f"stage{stage}"])
+    return "paper", {}

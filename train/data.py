@@ -7,9 +7,13 @@ face alignment and kept in memory as uint8 (``N x S x S x 3`` bytes: 7 MB for 2,
 * ``clip``: the aligned crop, mirrored when the sample is flipped, nothing else. The frozen CLIP
   tower sees only this view, so its features can be cached on disk (``feature_cache.py``) and a
   cached run computes exactly what an uncached one does.
-* ``image``: the same crop with the full augmentation (flip, small rotation, zoom and shift; the
-  landmarks follow) for UDCformer. The random UDC degradation (``udc_prob``) is applied later, per
-  batch, by the trainer (batched FFTs).
+* ``image``: the same crop with the full augmentation (flip, small rotation, zoom and shift, applied
+  with probability ``affine_prob``; the landmarks follow) for UDCformer.
+
+The random UDC degradation (``udc_prob``) is applied later, per batch, by the trainer (batched FFTs), to
+*both* views of a drawn sample with the same draw (device profile and noise seed): on a phone both
+branches see the one UDC image. The cache holds clean views only and steps aside for degraded ones.
+Random erasing (:func:`random_erase`, DDAMFN's recipe) acts on the normalised model input, last.
 
 Augmentation draws come from ``default_rng([seed, epoch, index])``: a sample's augmentation does not
 depend on batch order, worker or rank, which is what makes resume and DDP reproducible.
@@ -39,6 +43,7 @@ class Crops:
     keys: list[str]
     hashes: list[str]  # sha256 of the crop bytes: the feature-cache key (with the flip flag)
     skipped: int = 0  # records without a face / unreadable
+    skipped_labels: np.ndarray | None = None  # int64 [skipped]: their labels (evaluation counts them as wrong)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -48,16 +53,16 @@ def prepare_crops(records: list[FaceRecord], landmarks: dict[str, np.ndarray], c
                   progress: bool = False) -> Crops:
     from tqdm import tqdm
 
-    imgs, lms, labels, keys, hashes, skipped = [], [], [], [], [], 0
+    imgs, lms, labels, keys, hashes, skipped = [], [], [], [], [], []
     for r in tqdm(records, desc="aligning faces", unit="img", disable=not progress):
         lm = landmarks.get(r.key)
         if lm is None or not np.isfinite(lm).all():
-            skipped += 1
+            skipped.append(r.label)
             continue
         try:
             rgb = load_image(r.pixels if r.pixels is not None else r.path)
         except Exception:  # noqa: BLE001 - unreadable files are counted, not fatal
-            skipped += 1
+            skipped.append(r.label)
             continue
         crop, lm_crop, _ = align_face(rgb, lm, crop_size)
         imgs.append(crop)
@@ -68,7 +73,7 @@ def prepare_crops(records: list[FaceRecord], landmarks: dict[str, np.ndarray], c
     s = crop_size
     return Crops(np.stack(imgs) if imgs else np.zeros((0, s, s, 3), np.uint8),
                  np.stack(lms).astype(np.float32) if lms else np.zeros((0, 68, 2), np.float32),
-                 np.array(labels, dtype=np.int64), keys, hashes, skipped)
+                 np.array(labels, dtype=np.int64), keys, hashes, len(skipped), np.array(skipped, dtype=np.int64))
 
 
 def flip_sample(img: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,9 +104,10 @@ class CropDataset(torch.utils.data.Dataset):
     ``label``, ``index``, ``flipped``."""
 
     def __init__(self, crops: Crops, train: bool, seed: int = 0, flip: bool = True, rotate_deg: float = 0.0,
-                 scale_jitter: float = 0.0, shift: float = 0.0):
+                 scale_jitter: float = 0.0, shift: float = 0.0, affine_prob: float = 1.0):
         self.crops, self.train, self.seed = crops, train, seed
         self.flip, self.rotate_deg, self.scale_jitter, self.shift = flip, rotate_deg, scale_jitter, shift
+        self.affine_prob = affine_prob  # probability that a sample gets the rotate/zoom/shift (DDAMFN: 0.2)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -119,13 +125,38 @@ class CropDataset(torch.utils.data.Dataset):
             if flipped:
                 img, lm = flip_sample(img, lm)
             clip_view = img
-            if self.rotate_deg or self.scale_jitter or self.shift:
+            apply = self.affine_prob >= 1.0 or rng.random() < self.affine_prob
+            if apply and (self.rotate_deg or self.scale_jitter or self.shift):
                 img, lm = random_affine(img, lm, rng, self.rotate_deg, self.scale_jitter, self.shift)
         else:
             clip_view = img
         s = img.shape[0]
         return {"clip": clip_view, "image": img, "landmarks": lm / s, "label": int(self.crops.labels[i]),
                 "index": i, "flipped": flipped}
+
+
+def random_erase(x: torch.Tensor, indices, seed: int, epoch: int, p: float,
+                 scale: tuple[float, float] = (0.02, 0.25), ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2020; torchvision's ``RandomErasing`` as DDAMFN's training code uses it, last
+    in its transform): with probability ``p`` a rectangle of ``scale`` of the area and aspect ``ratio`` is set to 0
+    in the *normalised* input ``x`` [B, 3, S, S] (= the dataset mean colour). Draws keyed by (seed, epoch, index)."""
+    if p <= 0:
+        return x
+    x = x.clone()
+    s = x.shape[-1]
+    for k, i in enumerate(indices):
+        rng = np.random.default_rng([seed, epoch, int(i), 6])
+        if rng.random() >= p:
+            continue
+        for _ in range(10):  # torchvision's 10 tries at a rectangle that fits
+            area = s * s * rng.uniform(*scale)
+            aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+            h, w = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+            if 0 < h < s and 0 < w < s:
+                top, left = int(rng.integers(0, s - h + 1)), int(rng.integers(0, s - w + 1))
+                x[k, :, top:top + h, left:left + w] = 0
+                break
+    return x
 
 
 def collate(items: list[dict]) -> dict:

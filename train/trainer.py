@@ -28,15 +28,15 @@ import torch.distributed as dist
 from torch import nn
 
 from udc.sdk.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from udc.sdk.config import get_config
+from udc.sdk.config import get_config, lrdif_label
 from udc.sdk.face_pipeline import to_model_input
 from udc.sdk.losses import ce_loss, epr_kl_loss
 from udc.sdk.losses_fer import intensity_aware_loss
 from udc.sdk.models.ddamfn import DDAMFN
 from udc.sdk.models.lrdif import LRDif, build_model
 
-from .config import TrainConfig
-from .data import CropDataset, Crops, collate, epoch_batches, prepare_crops
+from .config import FALLBACK, TrainConfig
+from .data import CropDataset, Crops, collate, epoch_batches, prepare_crops, random_erase
 from .feature_cache import FeatureCache, module_hash
 from .metrics import Metrics, confusion_matrix
 
@@ -176,12 +176,13 @@ class Trainer:
 
         cfg = self.cfg
         index = open_dataset(cfg.data, cfg.data_format)
+        fallback = FALLBACK[cfg.landmark_fallback]
         if self.rank == 0:
-            landmarks = ensure_landmarks(index, progress=self.progress)
+            landmarks = ensure_landmarks(index, progress=self.progress, fallback=fallback)
         if self.world > 1:
             dist.barrier()
         if self.rank:
-            landmarks = ensure_landmarks(index, progress=False)
+            landmarks = ensure_landmarks(index, progress=False, fallback=fallback)
         val_split = cfg.val_split if index.split(cfg.val_split) else "test"
         size = self.mcfg.image_size
         self.train_crops = prepare_crops(index.split("train"), landmarks, size, self.progress)
@@ -190,8 +191,10 @@ class Trainer:
         if len(self.train_crops) == 0:
             raise ValueError(f"{cfg.data}: no usable training faces (split 'train')")
         self.log(f"data {index.name} at {cfg.data}: {len(self.train_crops)} train / {len(self.val_crops)} {val_split} "
-                 f"faces ({self.train_crops.skipped + self.val_crops.skipped} without a face skipped)")
-        self.train_set = CropDataset(self.train_crops, True, cfg.seed, cfg.flip, cfg.rotate_deg, cfg.scale_jitter, cfg.shift)
+                 f"faces ({self.train_crops.skipped + self.val_crops.skipped} without a face skipped; landmarks: "
+                 f"{landmarks.summary() if hasattr(landmarks, 'summary') else len(landmarks)})")
+        self.train_set = CropDataset(self.train_crops, True, cfg.seed, cfg.flip, cfg.rotate_deg, cfg.scale_jitter, cfg.shift,
+                                     cfg.affine_prob)
         self.cache = None
         if self.train_clip:
             self.log("CLIP image tower has no pretrained weights: training it in stage 2 (train_clip=auto); "
@@ -265,7 +268,10 @@ class Trainer:
         if self.rank:
             return
         extra = {"family": self.family, "stage": self.cfg.stage, "variant": self.cfg.variant,
-                 "best_val_accuracy": self.best, "val_split": self.val_split, "ial_weight": self.cfg.ial_weight}
+                 "best_val_accuracy": self.best, "val_split": self.val_split, "ial_weight": self.cfg.ial_weight,
+                 "model_label": self.model_label, "recipe": self.cfg.recipe}
+        if self.family == "lrdif":
+            extra["clip_pretrained"] = self.model.clip_source is not None
         if self.family == "ddamfn":
             extra.update(att_weight=self.cfg.att_weight, att_form=self.cfg.att_form)
         if with_state:
@@ -290,28 +296,62 @@ class Trainer:
         self.log(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
 
     # ------------------------------------------------------------------ batches
-    def _clip_features(self, crops: Crops, batch: dict, images: torch.Tensor) -> torch.Tensor:
-        """Cached features, frozen-tower features, or (tower trained) the augmented images themselves."""
+    def _clip_features(self, crops: Crops, batch: dict, images: torch.Tensor, clip_views: np.ndarray,
+                       degraded: list[int]) -> torch.Tensor:
+        """Cached features, frozen-tower features, or (tower trained) the augmented images themselves.
+
+        ``clip_views`` [B, S, S, 3] uint8 is the CLIP view of the batch, already UDC-degraded at the rows in
+        ``degraded`` (with the draw UDCformer's view got there). The feature cache holds clean views only, so it
+        steps aside for those rows: their features come from the frozen tower run on the degraded view."""
         if self.train_clip:
-            return images
+            return images  # the tower is trained on UDCformer's own (augmented, degraded) input
         idx, flipped = batch["index"].tolist(), batch["flipped"].tolist()
-        if self.cache is not None:
-            return self.cache.get([crops.hashes[i] for i in idx], flipped).to(self.device)
-        with torch.no_grad():
-            return self.model.clip_image(to_model_input(batch["clip"], self.mcfg.mean, self.mcfg.std).to(self.device))
+        if self.cache is None:
+            with torch.no_grad():
+                return self.model.clip_image(to_model_input(clip_views, self.mcfg.mean, self.mcfg.std).to(self.device))
+        feats = self.cache.get([crops.hashes[i] for i in idx], flipped).to(self.device)  # [B, D], clean views
+        if degraded:
+            with torch.no_grad():
+                feats[degraded] = self.model.clip_image(
+                    to_model_input(clip_views[degraded], self.mcfg.mean, self.mcfg.std).to(self.device)).to(feats.dtype)
+        return feats
+
+    def _udc_rows(self, batch: dict, epoch: int) -> list[int]:
+        """Rows of the batch that get a UDC degradation this epoch (drawn per (seed, epoch, sample index))."""
+        if self.udc is None:
+            return []
+        return [k for k, i in enumerate(batch["index"].tolist())
+                if np.random.default_rng([self.cfg.seed, epoch, i, 3]).random() < self.cfg.udc_prob]
+
+    def _views(self, batch: dict, epoch: int, with_clip: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+        """``(image view, CLIP view, degraded rows)`` as uint8 [B, S, S, 3]; with ``udc_prob > 0`` both views of a
+        degraded sample get the *same* UDC draw (device profile and noise seed, keyed ``epoch:index``), as on a
+        phone, where the CLIP branch and UDCformer both see the one UDC image."""
+        images = batch["image"]
+        clip_views = batch["clip"] if with_clip else None
+        rows = self._udc_rows(batch, epoch)
+        if rows:
+            idx = batch["index"].tolist()
+            keys = [f"{epoch}:{idx[k]}" for k in rows]
+            src = [images[k] for k in rows] + ([clip_views[k] for k in rows] if with_clip else [])
+            out, _ = self.udc.degrade(src, keys + (keys if with_clip else []))
+            images = images.copy()
+            images[rows] = np.stack(out[:len(rows)])
+            if with_clip:
+                clip_views = clip_views.copy()
+                clip_views[rows] = np.stack(out[len(rows):])
+        return images, clip_views, rows
+
+    def _model_input(self, views: np.ndarray, batch: dict, epoch: int) -> torch.Tensor:
+        """Normalised ``[B, 3, S, S]`` input of UDCformer (or DDAMFN), randomly erased where drawn."""
+        x = to_model_input(views, self.mcfg.mean, self.mcfg.std)
+        x = random_erase(x, batch["index"].tolist(), self.cfg.seed, epoch, self.cfg.random_erasing,
+                         tuple(self.cfg.erasing_scale))
+        return x.to(self.device)
 
     def _images(self, batch: dict, epoch: int) -> torch.Tensor:
-        images = batch["image"]
-        if self.udc is not None:
-            idx = batch["index"].tolist()
-            pick = [k for k, i in enumerate(idx)
-                    if np.random.default_rng([self.cfg.seed, epoch, i, 3]).random() < self.cfg.udc_prob]
-            if pick:
-                images = images.copy()
-                degraded, _ = self.udc.degrade([images[k] for k in pick], [f"{epoch}:{idx[k]}" for k in pick])
-                for k, img in zip(pick, degraded):
-                    images[k] = img
-        return to_model_input(images, self.mcfg.mean, self.mcfg.std).to(self.device)
+        """UDCformer's (or DDAMFN's) input: the augmented view, UDC-degraded where drawn, normalised, erased."""
+        return self._model_input(self._views(batch, epoch, False)[0], batch, epoch)
 
     def _label_mask(self, batch: dict, epoch: int) -> torch.Tensor | None:
         if self.cfg.stage != 1 or self.label_dropout <= 0:
@@ -331,14 +371,20 @@ class Trainer:
 
     def _forward(self, batch: dict, epoch: int, labels: torch.Tensor):
         """The family's training forward: ``(loss, logits, ce)``."""
-        images = self._images(batch, epoch)
         if self.family == "ddamfn":
-            return self.step_module(images, labels)
-        clip_in = self._clip_features(self.train_crops, batch, images)
+            return self.step_module(self._images(batch, epoch), labels)
+        views, clip_views, degraded = self._views(batch, epoch, with_clip=not self.train_clip)
+        images = self._model_input(views, batch, epoch)
+        clip_in = self._clip_features(self.train_crops, batch, images, clip_views, degraded)
         noise, step_noise = self._noise(batch, epoch)
         loss, logits, ce, _ = self.step_module(clip_in, images, batch["landmarks"].to(self.device),
                                                labels, noise, step_noise, self._label_mask(batch, epoch))
         return loss, logits, ce
+
+    @property
+    def model_label(self) -> str:
+        """What the numbers of this run must be called: "LRDif without pretrained CLIP" unless CLIP weights were given."""
+        return model_label(self.model)
 
     def describe(self) -> str:
         """One line: what is trained (used in the log and the CLI's summary)."""
@@ -349,7 +395,7 @@ class Trainer:
             return (f"DDAMFN {self.mcfg.name} ({self.mcfg.image_size}px, {self.mcfg.num_heads} heads, "
                     f"att_weight={cfg.att_weight:g} ({cfg.att_form}){gca}{ial})")
         drop = f", label dropout {self.label_dropout:g}" if cfg.stage == 1 and self.label_dropout else ""
-        return (f"stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
+        return (f"{self.model_label}: stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
                 f"T={self.mcfg.diffusion.steps}{drop}{ial}")
 
     # ------------------------------------------------------------------ loops
@@ -439,6 +485,15 @@ class Trainer:
             w.writerows(self.history)
 
 
+def model_label(model: LRDif | DDAMFN) -> str:
+    """The label a model's numbers carry: "LRDif without pretrained CLIP" for an LRDif whose CLIP towers started
+    from random init (not the paper's model), "LRDif (pretrained CLIP)" otherwise; DDAMFN as trained here (random
+    init: its official code starts from an MS-Celeb-1M pretrained MFN, which no registry carries)."""
+    if isinstance(model, DDAMFN):
+        return "DDAMFN without MS-Celeb pretraining"
+    return lrdif_label(model.clip_source)
+
+
 @torch.no_grad()
 def evaluate_crops(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
                    cache: FeatureCache | None = None, use_diffusion: bool = True) -> Metrics:
@@ -446,7 +501,9 @@ def evaluate_crops(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, d
     DDAMFN: the image alone (``stage`` and ``use_diffusion`` do not apply)."""
     logits = crop_logits(model, crops, stage, seed, device, batch_size, cache, use_diffusion)
     pred = logits.argmax(1).numpy() if len(logits) else np.zeros(0, int)
-    return Metrics(confusion_matrix(crops.labels, pred, model.cfg.num_classes), model.cfg.labels, pred)
+    k = model.cfg.num_classes
+    missed = np.bincount(crops.skipped_labels, minlength=k)[:k] if crops.skipped_labels is not None else None
+    return Metrics(confusion_matrix(crops.labels, pred, k), model.cfg.labels, pred, missed)
 
 
 @torch.no_grad()
