@@ -268,3 +268,17 @@ def test_quiet_native_hides_fd2_and_restores_it():
     assert "NATIVE-NOISE" not in err and "AFTER" in err
     _, err = _stderr_of(code, verbose=True)
     assert "NATIVE-NOISE" in err
+
+
+def test_progress_in_a_log_file_is_plain_lines_not_a_bar():
+    import io
+
+    from udc.sdk.quiet import progress
+
+    log = io.StringIO()  # not a terminal
+    assert list(progress(range(5), desc="work", unit="img", every_s=0.0, stream=log)) == [0, 1, 2, 3, 4]
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "work: 1/5 img (20%), 0 s" and lines[-1].startswith("work: 5 img done")
+    assert "\r" not in log.getvalue() and "\x1b" not in log.getvalue()
+    quiet = io.StringIO()
+    assert list(progress(range(3), stream=quiet, enabled=False)) == [0, 1, 2] and quiet.getvalue() == ""

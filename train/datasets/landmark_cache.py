@@ -108,8 +108,6 @@ def ensure_landmarks(index: DatasetIndex, detector=None, cache_path: str | Path 
     """``key -> [68, 2]`` image-pixel landmarks for every record (NaN where no face was found), as a
     :class:`LandmarkMap` (a dict with ``.sources`` and ``.counts()``). ``fallback``: False (default),
     True or ``"auto"``, see the module docstring."""
-    from tqdm import tqdm
-
     if fallback not in (False, True, "auto"):
         raise ValueError(f"fallback must be False, True or 'auto', got {fallback!r}")
     path = Path(cache_path) if cache_path is not None else index.root / LANDMARKS_FILE
@@ -134,8 +132,10 @@ def ensure_landmarks(index: DatasetIndex, detector=None, cache_path: str | Path 
             from udc.sdk.face_detect import MediaPipeFaceMesh
 
             detector = MediaPipeFaceMesh()
-        for i, (r, detect) in enumerate(tqdm(todo, desc=f"landmarks {index.name}", unit="img",
-                                             disable=not progress)):
+        from udc.sdk.quiet import progress as progress_iter
+
+        for i, (r, detect) in enumerate(progress_iter(todo, desc=f"landmarks {index.name}", unit="img",
+                                                      enabled=progress)):
             cache[r.key], sources[r.key] = _locate(r, detector, fallback, detect)
             if save_every and (i + 1) % save_every == 0:
                 save_landmarks(path, cache, sources)  # an interrupted run keeps what it computed
