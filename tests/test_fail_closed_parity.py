@@ -272,7 +272,7 @@ def test_margin_aware_path():
     assert m["flips"] == 5 and m["unexplained_flips"] == 0
     t = {"cosine": 0.9, "top1": 0.97}
     ok, fails = check(m, t, logits=True)
-    assert not ok and fails == [f"top-1 agreement 0.9500 < 0.97"]
+    assert not ok and fails == ["top-1 agreement 0.9500 < 0.97"]
     assert check(m, t, logits=True, margin_aware=True) == (True, [])
     for i in range(5, 9):  # four decisive faces flipped by a large error: no margin explains them
         out[i, np.argsort(ref[i])[-2]] += 50
