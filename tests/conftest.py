@@ -12,23 +12,13 @@ import torch  # noqa: E402
 from udc.sdk.config import tiny  # noqa: E402
 from udc.sdk.models.lrdif import LRDif  # noqa: E402
 
+# modulate_by_z: Z-modulation weights for random test models (defined with the end-to-end fixtures' helpers)
+from sdk_bundles import e2e_model, modulate_by_z  # noqa: E402,F401
+
 
 @pytest.fixture
 def cfg():
     return tiny()
-
-
-def modulate_by_z(model, std: float = 0.05):
-    """Z-modulation kernels start at zero (UDCformer ignores Z at init); give them random weights, as training
-    does, so that Z, and everything upstream of it, reaches the logits in tests that use a random model."""
-    from udc.sdk.models.dt_network import ZModulation
-
-    g = torch.Generator().manual_seed(123)
-    with torch.no_grad():
-        for m in model.udcformer.modules():
-            if isinstance(m, ZModulation):
-                m.kernel.weight.copy_(torch.randn(m.kernel.weight.shape, generator=g) * std)
-    return model
 
 
 @pytest.fixture
@@ -37,6 +27,13 @@ def model(cfg):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return modulate_by_z(LRDif(cfg, "embedding").eval())
+
+
+@pytest.fixture(scope="session")
+def e2e_tiny():
+    """The end-to-end fixtures' tiny LRDif (random init + Z-modulation weights + head fitted to clusters of its features), whose
+    logits depend on clip_image, fpen_s2, the denoiser and the noise (tests/sdk_bundles.py). Do not modify."""
+    return e2e_model()
 
 
 @pytest.fixture

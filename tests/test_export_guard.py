@@ -1,7 +1,9 @@
 """torch.export of every on-device component (tiny config): this guards the later export pipeline.
 
 The exported graphs must carry no random ops, no norm ops, no ``.item()`` and no tensor of rank > 5,
-and must compute what eager PyTorch computes.
+and must compute what eager PyTorch computes. The model is the end-to-end fixtures' (Z-modulation
+weights, tests/sdk_bundles.py): its logits depend on every upstream component and on the noise,
+asserted first (a positive control), so "exported == eager" covers the Z path too.
 """
 import pytest
 import torch
@@ -20,12 +22,11 @@ def aten_name(target) -> str:
 
 
 @pytest.fixture(scope="module")
-def exported():
-    from udc.sdk.config import tiny
-    from udc.sdk.models.lrdif import LRDif
+def exported(e2e_tiny):
+    from sdk_bundles import assert_upstream_reaches_logits, model_upstream_deltas
 
-    torch.manual_seed(0)
-    model = LRDif(tiny(), "embedding").eval()
+    model = e2e_tiny
+    assert_upstream_reaches_logits(model_upstream_deltas(model), "export-guard model")  # before anything else
     out = {}
     for comp in on_device_components(model, fuse=True):
         ep = torch.export.export(comp.module, tuple(comp.inputs.values()), strict=False)
@@ -44,6 +45,9 @@ def test_component_exports_cleanly(exported, name):
     assert max(ranks) <= 5, f"{name}: a tensor of rank {max(ranks)}"
     with torch.no_grad():
         torch.testing.assert_close(ep.module()(*comp.inputs.values()), comp.module(*comp.inputs.values()))
+        # and on other inputs than the traced ones (a constant folded from the example would pass the line above)
+        other = [x.roll(1, -1) if x.dtype.is_floating_point else x for x in comp.inputs.values()]
+        torch.testing.assert_close(ep.module()(*other), comp.module(*other))
 
 
 def test_exported_denoiser_uses_the_noise_input(exported):
@@ -51,3 +55,19 @@ def test_exported_denoiser_uses_the_noise_input(exported):
     cond, noise = comp.inputs.values()
     f = ep.module()
     assert not torch.allclose(f(cond, noise), f(cond, noise + 1.0))
+
+
+@pytest.mark.parametrize("name, index", [("udcformer", 2), ("pipeline", 2)])
+def test_exported_logits_depend_on_z_and_noise(exported, name, index):
+    """udcformer's input 2 is the EPR vector, the pipeline's is the noise: changing it changes the exported
+    logits by far more than the fp32 parity bound, and as eager PyTorch says."""
+    comp, ep = exported[name]
+    args = list(comp.inputs.values())
+    f = ep.module()
+    with torch.no_grad():
+        base = f(*args)
+        other = list(args)
+        other[index] = torch.randn(args[index].shape, generator=torch.Generator().manual_seed(7))
+        moved = f(*other)
+        torch.testing.assert_close(moved, comp.module(*other))
+    assert float((moved - base).abs().max()) > 1e-3
