@@ -10,6 +10,8 @@ import torch
 
 from udc.sdk.components import on_device_components
 
+pytestmark = pytest.mark.slow  # torch.export of every component: minutes on a loaded 2-core host
+
 FORBIDDEN = {  # aten op names: random draws, norm ops, host syncs, dropout
     "rand", "randn", "rand_like", "randn_like", "randint", "normal", "bernoulli", "native_dropout", "dropout",
     "linalg_vector_norm", "norm", "frobenius_norm", "_local_scalar_dense",

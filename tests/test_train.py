@@ -61,11 +61,13 @@ def stage1_ckpt(synth, tmp_path_factory):
     return out / "best.pt", losses
 
 
+@pytest.mark.slow
 def test_stage1_reduces_the_loss(stage1_ckpt):
     _, losses = stage1_ckpt
     assert losses[-1] < losses[0] - 0.05, losses
 
 
+@pytest.mark.slow
 def test_stage2_reduces_the_loss_and_never_reads_the_label(synth, stage1_ckpt, tmp_path):
     t = trainer(make_cfg(synth, tmp_path / "s2", stage=2, stage1=str(stage1_ckpt[0])))
     hist = t.fit()["history"]
@@ -123,6 +125,7 @@ def test_metrics_match_a_hand_computed_confusion_matrix():
     assert m2.uar == 0.5
 
 
+@pytest.mark.slow
 def test_cli_train_and_eval(synth, stage1_ckpt, tmp_path):
     from udc.train.cli import eval_main, main
 

@@ -49,6 +49,7 @@ def ddamfn_run(synth, tmp_path_factory):
     return t, t.fit()
 
 
+@pytest.mark.slow
 def test_ddamfn_training_reduces_the_loss_and_writes_a_ddamfn_checkpoint(ddamfn_run):
     t, res = ddamfn_run
     assert isinstance(t.model, DDAMFN) and t.mcfg.image_size == 32  # crops at the DDAMFN config's size
@@ -70,6 +71,7 @@ def test_ddamfn_training_reduces_the_loss_and_writes_a_ddamfn_checkpoint(ddamfn_
     assert (out / "metrics.csv").exists() and len(json.loads((out / "metrics.json").read_text())) == 8
 
 
+@pytest.mark.slow
 def test_ddamfn_resume_after_an_interrupted_epoch_is_exact(synth, tmp_path):
     kw = dict(epochs=2, flip=True, rotate_deg=8.0)
     full = trainer(make_cfg(synth, tmp_path / "full", **kw))
@@ -128,6 +130,7 @@ def test_ial_adds_exactly_lambda_times_l_ia_lrdif(model, batch, stage):
         assert torch.equal(base, ce)  # without --ial stage 1 is eq. 13 exactly, as before
 
 
+@pytest.mark.slow
 def test_ial_flag_reaches_the_step_of_both_families(synth, tmp_path):
     from udc.train.cli import _make_config
 
@@ -154,6 +157,7 @@ def test_old_checkpoints_without_family_load_as_lrdif(model, tmp_path):
         load_checkpoint(tmp_path / "bad.pt")
 
 
+@pytest.mark.slow
 def test_cli_ddamfn_train_then_eval_prints_war_and_uar(synth, ddamfn_run, tmp_path):
     from udc.train.cli import eval_main, main
 
@@ -175,6 +179,7 @@ def test_cli_ddamfn_train_then_eval_prints_war_and_uar(synth, ddamfn_run, tmp_pa
     assert bad.exit_code != 0 and "ddamfn model must be one of tiny, paper" in bad.output
 
 
+@pytest.mark.slow
 def test_eval_video_clips_one_prediction_per_clip(ddamfn_run, model, tmp_path):
     from udc.sdk.face_align import align_face
     from udc.sdk.face_pipeline import to_model_input
