@@ -184,12 +184,22 @@ def read_video_frames(path: str | Path) -> VideoFrames:
     decodes a frame when it is asked for, so sampling 16 frames of a long clip holds 16 frames, not all of
     them. Decoding is OpenCV for video files (installed with mediapipe), as :func:`udc.sdk.frames.iter_frames`.
     ``FileNotFoundError`` for a missing path, ``ValueError`` when no frame can be decoded."""
+    from .errors import ImageError
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(p)
     frames = VideoFrames(p)
-    if len(frames) == 0:
-        raise ValueError(f"could not decode any frame from {p}")
+    try:
+        n = len(frames)
+    except ImageError as e:  # callers prefix the path themselves (Recognizer.predict_video)
+        raise ValueError(str(e).removeprefix(f"{p}: ")) from None
+    if n == 0:
+        if p.is_dir():
+            from .frames import IMAGE_SUFFIXES as FRAME_SUFFIXES
+
+            raise ValueError(f"a folder without frame images ({', '.join(sorted(FRAME_SUFFIXES))})")
+        raise ValueError("could not decode any frame")
     return frames
 
 

@@ -289,3 +289,16 @@ def test_progress_in_a_log_file_is_plain_lines_not_a_bar():
     assert "\r" not in log.getvalue() and "\x1b" not in log.getvalue()
     quiet = io.StringIO()
     assert list(progress(range(3), stream=quiet, enabled=False)) == [0, 1, 2] and quiet.getvalue() == ""
+
+
+def test_read_video_frames_errors_are_one_clean_line(tmp_path):
+    from udc.sdk.video import read_video_frames
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    with pytest.raises(ValueError) as e:
+        read_video_frames(junk)
+    assert str(e.value).startswith("cannot open as a video")  # the caller adds the path once
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="a folder without frame images"):
+        read_video_frames(tmp_path / "empty")
