@@ -16,14 +16,18 @@ from udc.sdk.recognizer import Prediction, Recognizer
 from udc.sdk.runtimes import RuntimeUnavailableError, host_runtimes
 from udc.sdk.tracking import FaceTracker, iou
 
+#: needs the session's exported bundle (tens of seconds to minutes on 2 cores): not in `make test-quick`
+SLOW = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
+    """The session's tiny bundles: Z-modulated, positive control passed on their own runtime (sdk_bundles)."""
     root = tmp_path_factory.mktemp("bundles")
     return {"executorch": export_bundle(root, "executorch"), "onnx": export_bundle(root, "onnx")}
 
 
+@SLOW
 @pytest.mark.parametrize("target", ["executorch", "onnx"])
 def test_astronaut_same_label_on_every_runtime(bundles, astronaut, astronaut_landmarks, target):
     b = bundles[target]
@@ -40,8 +44,12 @@ def test_astronaut_same_label_on_every_runtime(bundles, astronaut, astronaut_lan
         for stage in ("preprocess", "clip_image", "fpen_s2", "denoiser", "udcformer", "model", "total"):
             assert p.timings[stage] >= 0
         assert p.landmarks.shape == (68, 2) and p.landmarks_crop.shape == (68, 2)
+    # the noise the Recognizer draws reaches the logits: another seed, other logits (well above the 1e-4 above)
+    other = Recognizer.load(b, runtimes[0], noise_seed=1).predict(astronaut, landmarks=astronaut_landmarks)
+    assert float(np.max(np.abs(np.subtract(other.logits, ref.logits)))) > 1e-3
 
 
+@SLOW
 def test_predict_detects_the_face_and_takes_path_pil_array(bundles, astronaut, tmp_path):
     rec = Recognizer.load(bundles["onnx"])
     path = tmp_path / "astronaut.png"
@@ -59,6 +67,7 @@ def test_predict_detects_the_face_and_takes_path_pil_array(bundles, astronaut, t
     assert json.loads(json.dumps(d))["label"] == by_array.label
 
 
+@SLOW
 def test_batch_and_no_face(bundles, astronaut):
     from udc.sdk.errors import NoFaceError
 
@@ -71,6 +80,7 @@ def test_batch_and_no_face(bundles, astronaut):
     assert rec.predict_faces(blank) == []
 
 
+@SLOW
 def test_stream_tracks_faces_over_frames(bundles, astronaut, tmp_path):
     rec = Recognizer.load(bundles["onnx"])
     frames = [np.roll(astronaut, 3 * i, axis=1) for i in range(4)]  # the face drifts right, a few px per frame
@@ -110,6 +120,7 @@ def test_tracker_ids_smoothing_and_expiry():
         FaceTracker(smoothing="median")
 
 
+@SLOW
 def test_tampered_and_truncated_bundles_are_refused(bundles, tmp_path):
     b = copy_bundle(bundles["onnx"], tmp_path / "t.udc")
     f = b / "udcformer.onnx"
@@ -127,6 +138,7 @@ def test_tampered_and_truncated_bundles_are_refused(bundles, tmp_path):
         Recognizer.load(b2)
 
 
+@SLOW
 def test_runtime_must_fit_the_bundle_and_host(bundles, tmp_path):
     with pytest.raises(RuntimeUnavailableError, match="runs with runtime 'onnxruntime'"):
         Recognizer.load(bundles["onnx"], "executorch")
@@ -142,14 +154,27 @@ def test_runtime_must_fit_the_bundle_and_host(bundles, tmp_path):
         assert Recognizer.load(b, "torch").runtime == "torch"  # the PyTorch reference still runs
 
 
+@SLOW
 def test_reference_checkpoint_must_match(bundles, tmp_path, model):
     from udc.sdk.checkpoint import save_checkpoint
 
+    b = bundles["onnx"]
+    src = json.loads((b / "manifest.json").read_text())["source"]
     ck = save_checkpoint(model, tmp_path / "other.pt")
+    with pytest.raises(BundleError, match="is not the checkpoint .* was exported from"):
+        Recognizer.load(b, "torch", reference=ck)
+    assert Recognizer.load(b, "torch", reference=src["checkpoint"]).runtime == "torch"  # the right one: loads
+    # a bundle exported without a checkpoint: --reference is refused, the SDK rebuilds the random init
+    r = copy_bundle(b, tmp_path / "random.udc")
+    m = json.loads((r / "manifest.json").read_text())
+    m["source"].update(checkpoint=None, checkpoint_sha256=None, random_init=True, seed=0)
+    m["model"]["random_init"] = True
+    (r / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match="without a checkpoint"):
-        Recognizer.load(bundles["onnx"], "torch", reference=ck)
+        Recognizer.load(r, "torch", reference=ck)
 
 
+@SLOW
 def test_udc_predict_table_json_and_overlay(bundles, astronaut, tmp_path):
     from udc.sdk.predict_cli import main
 
