@@ -115,17 +115,17 @@ def _run(cfg: TrainConfig, resume: bool, quiet: bool) -> dict:
         h = result["history"][-1] if result["history"] else {}
         m = trainer.mcfg
         click.echo(format_table(
-            ["family", "model", "px", "heads", "GCA stages", "IAL lambda", "epochs", "train acc %",
+            ["family", "label", "model", "px", "heads", "GCA stages", "IAL lambda", "epochs", "train acc %",
              "best val acc %", "checkpoint"],
-            [["ddamfn", m.name, m.image_size, m.num_heads, ",".join(map(str, m.gca_stages)) or "-",
+            [["ddamfn", trainer.model_label, m.name, m.image_size, m.num_heads, ",".join(map(str, m.gca_stages)) or "-",
               f"{cfg.ial_weight:g}" if cfg.ial_weight else "off", len(result["history"]),
               f"{100 * h.get('train_acc', float('nan')):.1f}", f"{100 * result['best_val_accuracy']:.1f}",
               result["best"]]]))
     elif trainer.rank == 0:
         h = result["history"][-1] if result["history"] else {}
         click.echo(format_table(
-            ["stage", "model", "variant", "T", "epochs", "train acc %", "best val acc %", "checkpoint"],
-            [[cfg.stage, trainer.mcfg.name, cfg.variant if cfg.stage == 2 else "-", trainer.mcfg.diffusion.steps,
+            ["label", "stage", "model", "variant", "T", "epochs", "train acc %", "best val acc %", "checkpoint"],
+            [[trainer.model_label, cfg.stage, trainer.mcfg.name, cfg.variant if cfg.stage == 2 else "-", trainer.mcfg.diffusion.steps,
               len(result["history"]), f"{100 * h.get('train_acc', float('nan')):.1f}",
               f"{100 * result['best_val_accuracy']:.1f}", result["best"]]]))
     return result
