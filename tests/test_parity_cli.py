@@ -40,6 +40,7 @@ def test_fp32_bundles_pass(root, faces_dir, target):
         assert e["max_abs"] < 1e-4 and e["cosine"] > 0.99999
         assert e["psnr"] is None or e["psnr"] > 80
     assert r["end_to_end"]["top1_agreement"] == 1.0
+    assert r["end_to_end"]["reference_classes"] >= 3  # ... of a reference that predicts several classes
     assert r["inputs"]["kind"] == "folder" and r["inputs"]["n"] == int(N)
 
 
@@ -102,6 +103,10 @@ def test_cannot_run_here_exits_2(root, tmp_path):
 # machine; tests/test_export.py checks ExecuTorch int8 parity on fpen_s2 + denoiser (chained with the float
 # rest); the full ExecuTorch int8 bundle was checked by udc-export's own parity run (README, Export).
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 19 finding: with the Z-modulated session bundles (the logits depend on every component), the ONNX int8 "
+    "bundle fails udc-parity: fpen_s2 cosine 0.986 and denoiser 0.989 < 0.99, udcformer cosine 0.987, end-to-end "
+    "top-1 71.9 % (32 faces, 7 reference classes), measured 2026-11-30; see tests/test_export.py::test_onnx_int8"))
 @pytest.mark.parametrize("target", ["onnx"])
 def test_int8_bundles_pass(root, faces_dir, target):
     b = export_bundle(root, target, quant="int8", calib_n=32, eval_n=8)
