@@ -12,6 +12,7 @@ from typing import Any
 
 from udc.sdk.bundle import SCHEMA_VERSION
 from udc.sdk.components import COMPONENTS, FAMILY_CHAIN, family_of
+from udc.sdk.config import lrdif_label
 from udc.sdk.landmarks import ALIGNMENT_POINTS, canonical_landmarks, layout
 
 from .artifact import Artifact
@@ -123,6 +124,7 @@ def model_section(model, random_init: bool) -> dict[str, Any]:
     if family_of(model) == "ddamfn":
         return {
             "family": "ddamfn",
+            "label": "DDAMFN",
             "config": cfg.name,
             "random_init": random_init,
             "image_size": cfg.image_size,
@@ -136,6 +138,7 @@ def model_section(model, random_init: bool) -> dict[str, Any]:
         "random_init": random_init,
         "label_encoder": model.label_encoder,
         "clip_source": model.clip_source,
+        "label": lrdif_label(model.clip_source),  # "LRDif without pretrained CLIP" unless a CLIP checkpoint was loaded
         "image_size": cfg.image_size,
         "epr_dim": cfg.fpen.epr_dim,
         "num_classes": cfg.num_classes,

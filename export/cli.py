@@ -77,8 +77,9 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
                    "ddamfn: tiny, paper).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init, faces and noise.")
 @click.option("--threads", default=2, show_default=True, help="CPU threads for the host runtimes (parity runs).")
+@click.option("--verbose", is_flag=True, help="Also show third-party log lines (ExecuTorch, torchao, coremltools).")
 def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, components, force, output, family,
-         config_name, seed, threads):
+         config_name, seed, threads, verbose):
     """Export CHECKPOINT (a udc checkpoint) as a NAME.udc bundle with manifest.json and a parity report.
 
     \b
@@ -88,6 +89,9 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
 
     warnings.filterwarnings("ignore")
     from udc.sdk.bundle import BundleError
+    from udc.sdk.quiet import setup
+
+    setup(verbose)
     from udc.sdk.checkpoint import CheckpointError
     from udc.sdk.errors import UdcError
 

@@ -90,7 +90,8 @@ class ExportResult:
         inp = m["parity"]["inputs"]
         n = inp.get("n", "?")
         small = f" (too few to conclude: {MIN_FACES} needed)" if isinstance(n, int) and n < MIN_FACES else ""
-        title = (f"{self.path.name}: target {m['target']}, backend {m['backend']}, quant {m['quant']}; parity on "
+        label = m.get("model", {}).get("label")
+        title = (f"{self.path.name}{' (' + label + ')' if label else ''}: target {m['target']}, backend {m['backend']}, quant {m['quant']}; parity on "
                  f"{n} held-out {inp.get('kind', '')} faces{small} vs the PyTorch reference")
         return format_table(["component", "format", "quant", "size MB", "delegated %", "parity vs reference",
                              "result"], self.summary_rows(), title=title)

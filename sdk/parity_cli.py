@@ -130,7 +130,8 @@ def android_parity(bundle, serial: str | None, runner: str | None, threads: int 
 @click.option("--seed", default=0, show_default=True, help="Seed of the face pick and of the denoiser's noise.")
 @click.option("--fused", is_flag=True, help="Check the fused 'pipeline' component instead of the four.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def main(bundle, data, n, runtime, reference, device, serial, runner, threads, seed, fused, as_json):
+@click.option("--verbose", is_flag=True, help="Also show third-party log lines (ExecuTorch, MediaPipe/absl, torchao).")
+def main(bundle, data, n, runtime, reference, device, serial, runner, threads, seed, fused, as_json, verbose):
     """Compare BUNDLE (a NAME.udc directory) with its PyTorch reference, component by component and end to
     end, on real preprocessed faces: max|d|, mean|d|, cosine, PSNR, top-1 agreement, against the
     pass/fail thresholds its manifest stores for its quant mode. Exit 1 when a row fails, 2 when the
@@ -139,6 +140,9 @@ def main(bundle, data, n, runtime, reference, device, serial, runner, threads, s
 
     warnings.filterwarnings("ignore")
     from .bundle import load_bundle
+    from .quiet import setup
+
+    setup(verbose)
     from .errors import UdcError
 
     try:

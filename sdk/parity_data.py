@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ImageError, UdcError
+from .errors import ImageError, NoFaceError, UdcError
 from .face_align import align_face
 from .images import load_image
 
@@ -71,7 +71,9 @@ def folder_faces(root: str | Path, n: int, crop_size: int, seed: int = 0, detect
     skipped = {"no_face": 0, "unreadable": 0}
     # a seeded order over all files: the first n usable faces are taken (a skipped one is replaced)
     order = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
-    bar = tqdm(total=n, desc="faces", unit="img", disable=not progress, leave=False)
+    from .quiet import show_progress
+
+    bar = tqdm(total=n, desc="faces", unit="img", disable=not (progress and show_progress()), leave=False)
     for p in order:
         if len(names) >= n:
             break
@@ -92,7 +94,11 @@ def folder_faces(root: str | Path, n: int, crop_size: int, seed: int = 0, detect
                 skipped["no_face"] += 1
                 continue
             lm = found[0].landmarks
-        crop, lm_crop, _ = align_face(rgb, np.asarray(lm, np.float32).reshape(68, 2), crop_size)
+        try:  # a cached record without a face is stored as NaN points: a typed LandmarksError, counted here
+            crop, lm_crop, _ = align_face(rgb, lm, crop_size)
+        except NoFaceError:
+            skipped["no_face"] += 1
+            continue
         crops.append(crop)
         lms.append((lm_crop / crop_size).astype(np.float32))
         names.append(key)

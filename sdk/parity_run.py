@@ -122,7 +122,9 @@ def host_parity(bundle: Bundle, faces: Faces, runtime: str = "auto", reference: 
     n = len(faces)
     per_comp: dict[str, list[np.ndarray]] = {s.name: [] for s in chain.steps}
     e2e: list[np.ndarray] = []
-    for i in tqdm(range(n), desc=f"parity ({name})", unit="face", disable=not progress, leave=False):
+    from .quiet import show_progress
+
+    for i in tqdm(range(n), desc=f"parity ({name})", unit="face", disable=not (progress and show_progress()), leave=False):
         for step in chain.steps:
             feed = {k: np.ascontiguousarray(ref[k][i:i + 1]) for k in step.inputs}
             per_comp[step.name].append(np.asarray(step.runner(feed)[0]))

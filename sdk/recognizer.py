@@ -33,7 +33,7 @@ import numpy as np
 from .bundle import Bundle, BundleError, load_bundle
 from .chain import Chain, load_chain
 from .errors import NoFaceError
-from .face_align import align_face
+from .face_align import align_face, check_landmarks
 from .images import ImageInput, load_image
 from .model_registry import manifest_family
 from .runtimes import resolve_runtime
@@ -215,7 +215,7 @@ class Recognizer:
         t1 = time.perf_counter()
         timings = {"decode": (t1 - t_start) * 1e3}
         if landmarks is not None:
-            lm = np.asarray(landmarks, np.float32).reshape(68, 2)
+            lm = check_landmarks(landmarks, "landmarks given to predict").astype(np.float32)  # LandmarksError, one line
             (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
             faces = [(lm, (x0, y0, x1, y1))]
             timings["detect"] = 0.0

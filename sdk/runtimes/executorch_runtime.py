@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import ProgramIOError, RuntimeUnavailableError, ordered_inputs
+from ..quiet import quiet_native
 
 
 def set_threads(n: int) -> None:
@@ -41,8 +42,9 @@ class ExecuTorchRunner:
             set_threads(threads)
         self._torch = torch
         try:
-            self._program = Runtime.get().load_program(data if data is not None else self.path)
-            self._method = self._program.load_method("forward")
+            with quiet_native():  # ExecuTorch prints cpuinfo lines from C++ while it loads (shown with --verbose)
+                self._program = Runtime.get().load_program(data if data is not None else self.path)
+                self._method = self._program.load_method("forward")
         except RuntimeError as e:
             raise RuntimeUnavailableError(
                 f"{self.path.name}: ExecuTorch cannot load this program here ({e}); registered backends: "
