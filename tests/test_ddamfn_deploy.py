@@ -20,6 +20,8 @@ from udc.sdk.bundle import load_bundle, validate_manifest
 from udc.sdk.recognizer import Recognizer
 from udc.sdk.runtimes import host_runtimes
 
+#: every test here needs an exported session bundle (minutes on 2 cores): not in `make test-quick`
+pytestmark = pytest.mark.slow
 HOST = [("executorch", "fp32"), ("executorch", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
 
 

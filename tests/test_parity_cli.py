@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights, write_face_folder
 from udc.sdk.parity_cli import main
 
+#: every test here needs an exported session bundle (minutes on 2 cores): not in `make test-quick`
+pytestmark = pytest.mark.slow
 N = "32"  # udc-parity needs at least 32 faces (MIN_FACES) for a PASS
 
 
