@@ -111,6 +111,7 @@ def test_mixconv_bn_act_option_adds_the_declared_bn_prelu():
     assert count_params(DDAMFN(with_bn)) - count_params(DDAMFN(base)) == extra
 
 
+@pytest.mark.slow
 def test_torch_export_matches_eager(tiny_model):
     x = _image(tiny_model.cfg, 2, seed=3)
     ep = torch.export.export(tiny_model, (x,))
@@ -130,6 +131,7 @@ def test_torch_export_matches_eager(tiny_model):
     assert not any("randn" in t or "linalg_vector_norm" in t for t in targets)
 
 
+@pytest.mark.slow
 def test_export_with_gca_clip_mode():
     torch.manual_seed(0)
     cfg = tiny().replace(gca_stages=(1, 2), gca_clip_len=2, gca_reduction=4)

@@ -51,6 +51,7 @@ def test_convert_keeps_labels_landmarks_and_files(tree, tmp_path):
     assert (dst / "README.txt").read_text() == "labels by folder"
 
 
+@pytest.mark.slow
 def test_convert_is_resumable_and_deterministic(tree, tmp_path):
     dst = tmp_path / "dst"
     convert_tree(tree, dst, "random", seed=5, progress=False)
