@@ -20,6 +20,8 @@ depend on batch order, worker or rank, which is what makes resume and DDP reprod
 """
 from __future__ import annotations
 
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+
 import hashlib
 import math
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ def prepare_crops(records: list[FaceRecord], landmarks: dict[str, np.ndarray], c
     from tqdm import tqdm
 
     imgs, lms, labels, keys, hashes, skipped = [], [], [], [], [], []
-    for r in tqdm(records, desc="aligning faces", unit="img", disable=not progress):
+    for r in tqdm(records, desc="aligning faces", unit="img", disable=not (progress and show_progress())):
         lm = landmarks.get(r.key)
         if lm is None or not np.isfinite(lm).all():
             skipped.append(r.label)

@@ -14,6 +14,8 @@ model and the step module differ (``StageStep`` vs ``DDAMFNStep``, both return l
 """
 from __future__ import annotations
 
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+
 import csv
 import json
 import math
@@ -412,7 +414,7 @@ class Trainer:
         self._sums = sums
         what = "ddamfn" if self.family == "ddamfn" else f"stage {self.cfg.stage}"
         bar = tqdm(total=len(batches), initial=self.step_in_epoch, desc=f"{what} epoch {epoch + 1}",
-                   unit="step", disable=not self.progress, leave=False)
+                   unit="step", disable=not (self.progress and show_progress()), leave=False)
         for b in range(self.step_in_epoch, len(batches)):
             if stop_at_step is not None and self.global_step >= stop_at_step:
                 raise KeyboardInterrupt(f"stopped at step {self.global_step} (simulated interruption)")

@@ -20,6 +20,8 @@ Frames without a face are dropped; a clip with no face in any sampled frame is c
 """
 from __future__ import annotations
 
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+
 import hashlib
 import zlib
 from dataclasses import dataclass
@@ -113,7 +115,7 @@ def prepare_clip_frames(root: str | Path, clips: list[ClipRecord], crop_size: in
     known = load_landmarks(Path(root) / LANDMARKS_FILE)
     imgs, lms, labels, keys, clip_of = [], [], [], [], []
     kept_clips, skipped, dropped = [], 0, 0
-    for clip in tqdm(clips, desc="clips", unit="clip", disable=not progress):
+    for clip in tqdm(clips, desc="clips", unit="clip", disable=not (progress and show_progress())):
         frame_keys, frames = _read_frames(clip, segments, frames_per_segment)
         got = 0
         for key, rgb in zip(frame_keys, frames):

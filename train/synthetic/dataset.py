@@ -12,6 +12,8 @@ only appends images, and no identity is shared between splits (each image is its
 """
 from __future__ import annotations
 
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+
 import json
 import os
 import shutil
@@ -84,7 +86,7 @@ def generate_arrays(n_per_class: int, size: int = 64, seed: int = 0, split: str 
     points = np.zeros((n, 68, 2), np.float32)
     _check_difficulty(difficulty)
     jobs = [(seed, split, i, size, difficulty) for i in range(n)]
-    for i, (img, lm) in enumerate(tqdm(_render_all(jobs, workers), total=n, disable=not progress,
+    for i, (img, lm) in enumerate(tqdm(_render_all(jobs, workers), total=n, disable=not (progress and show_progress()),
                                        desc=f"synthetic {split}", unit="img")):
         images[i], points[i] = img, lm
     labels = np.array([label_of(i) for i in range(n)], dtype=np.int64)
@@ -134,7 +136,7 @@ def generate_dataset(out_dir: str | Path, counts: Mapping[str, int] | None = Non
         points: dict[str, np.ndarray] = {}
         results = _render_all(jobs, workers)
         try:
-            for (_, split, index, _, _), (img, lm) in tqdm(zip(jobs, results), total=len(jobs), disable=not progress,
+            for (_, split, index, _, _), (img, lm) in tqdm(zip(jobs, results), total=len(jobs), disable=not (progress and show_progress()),
                                                        desc="synthetic faces", unit="img"):
                 rel = image_path(split, index)
                 Image.fromarray(img).save(tmp / rel, format="PNG")

@@ -10,6 +10,8 @@ refused. At the end ``DST/udc_synth_manifest.json`` records profile, parameters,
 """
 from __future__ import annotations
 
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+
 import csv
 import hashlib
 import io
@@ -183,7 +185,7 @@ def convert_tree(src: str | Path, dst: str | Path, profile: str, seed: int = 0, 
         # per batch instead of up to 18); results do not depend on order (each image has its own seed)
         slot = {id(v): k for k, v in enumerate(bank.variants)}
         todo.sort(key=lambda p: (slot[id(bank.choose(p.relative_to(src).as_posix()))], p))
-    bar = tqdm(total=len(todo), desc=f"udc-synth {profile}", unit="img", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"udc-synth {profile}", unit="img", disable=not (progress and show_progress()))
     for i in range(0, len(todo), batch):
         chunk, imgs, keys = todo[i:i + batch], [], []
         for p in chunk:
