@@ -113,6 +113,7 @@ def test_schema_validates_real_ddamfn_manifests(ddamfn_et_bundle, ddamfn_coreml_
     assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(m))
 
 
+@pytest.mark.slow  # needs the session's exported bundle (minutes on 2 cores)
 def test_old_lrdif_manifests_without_family_still_validate(et_bundle):
     import jsonschema
 

@@ -52,6 +52,7 @@ def bundle(tmp_path_factory):
     return export_bundle(tmp_path_factory.mktemp("bench-iso"), "executorch", "fp32")
 
 
+@pytest.mark.slow  # needs an exported session bundle
 def test_rows_run_in_their_own_process_with_one_thread_count(bundle):
     from udc.sdk.bench import default_threads, host_bench, rss_mb
     from udc.sdk.bench_cli import table
@@ -71,6 +72,7 @@ def test_rows_run_in_their_own_process_with_one_thread_count(bundle):
     assert f"{default_threads()} thread(s) for every row" in table(r)
 
 
+@pytest.mark.slow  # needs an exported session bundle
 def test_in_process_rows_share_the_given_thread_count(bundle):
     from udc.sdk.bench import host_bench
 
