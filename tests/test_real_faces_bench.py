@@ -63,7 +63,8 @@ def test_real_faces_benchmark_runs_every_step_and_resumes(tmp_path, capsys):
     argv = [str(data), "--out", str(out), "--models", "lrdif-tiny,ddamfn-tiny", "--max-epochs", "1", "--max-steps",
             "1", "--batch-size", "8", "--calib-n", "8", "--eval-n", "8", "--bench-iters", "3", "--bench-warmup", "1",
             "--threads", "1", "--udc-profile", "zte_axon30",  # one PSF, not 18
-            "--export-model", "ddamfn-tiny"]  # one component to lower and quantize (LRDif's four: test_export)
+            "--export-model", "ddamfn-tiny",  # one component to lower and quantize (LRDif's four: test_export)
+            "--train-jobs", "2"]  # the four trainings in two child processes (--train-only), then the rest here
     res = bench.main(argv)
     printed = capsys.readouterr().out
     # one table with every run, the int8 row, the host and its measured GEMM peak
@@ -82,6 +83,8 @@ def test_real_faces_benchmark_runs_every_step_and_resumes(tmp_path, capsys):
     paths = res["landmarks"]["paths"]
     assert paths["dataset"] == 7 * (3 + 1 + 2) and sum(paths.values()) == 7 * 6 + 5
     assert res["runs"]["lrdif-tiny-udc"]["model_label"] == "LRDif without pretrained CLIP"
+    assert {p.name for p in (out / "logs").iterdir()} == {f"train-{m}-{c}.log" for m in ("lrdif-tiny", "ddamfn-tiny")
+                                                          for c in ("clean", "udc")}
     # the UDC twin exists and differs from the clean faces
     clean = np.asarray(Image.open(next((out / "data" / "clean" / "test").rglob("*.png"))).convert("RGB"), float)
     rel = next((out / "data" / "clean" / "test").rglob("*.png")).relative_to(out / "data" / "clean")

@@ -463,7 +463,10 @@ class Trainer:
                    "seconds": round(time.perf_counter() - t0, 2)}
             self.history.append(row)
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            improved = m is not None and m.accuracy > self.best
+            # stage 1 validates with the true labels in (an upper bound that saturates near 100 %): a tie goes
+            # to the later epoch, so stage 2 starts from the longest-trained stage-1 model, not the first at 100 %
+            improved = m is not None and (m.accuracy > self.best or
+                                          (self.family == "lrdif" and cfg.stage == 1 and m.accuracy == self.best))
             if improved:
                 self.best = m.accuracy
             self._save("last.pt")

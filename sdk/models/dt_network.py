@@ -101,7 +101,11 @@ class DTNetwork(nn.Module):
         def stage(depth: int, level: int) -> DTStage:
             return DTStage(depth, cfg.dims[level], cfg.heads[level], e, epr_dim)
 
-        self.stem = nn.Conv2d(3, d1, 3, stride=cfg.stem_stride, padding=1)
+        if cfg.stem_layers == 2:  # [B,3,S,S] -> [B,d1/2,S/2,S/2] -> [B,d1,S1,S1]
+            self.stem = nn.Sequential(nn.Conv2d(3, d1 // 2, 3, stride=2, padding=1), nn.GELU(),
+                                      nn.Conv2d(d1 // 2, d1, 3, stride=cfg.stem_stride // 2, padding=1))
+        else:
+            self.stem = nn.Conv2d(3, d1, 3, stride=cfg.stem_stride, padding=1)
         self.enc1, self.down12 = stage(cfg.enc_blocks[0], 0), nn.Conv2d(d1, d2, 3, stride=2, padding=1)
         self.enc2, self.down23 = stage(cfg.enc_blocks[1], 1), nn.Conv2d(d2, d3, 3, stride=2, padding=1)
         self.enc3 = stage(cfg.enc_blocks[2], 2)
