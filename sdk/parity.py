@@ -125,7 +125,9 @@ def compare(ref: Any, out: Any, logits: bool = False) -> dict[str, Any]:
     fails :func:`check`) and, for logits, :func:`top1_report`."""
     a, b = _np(ref), _np(out)
     if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: reference {a.shape} vs exported {b.shape}")
+        raise ParityInputError(f"shape mismatch: reference {a.shape} vs exported {b.shape}")
+    if a.size == 0:  # nothing compared is not a pass (and numpy's max of nothing is a bare ValueError)
+        raise ParityInputError(f"nothing to compare: empty outputs (shape {a.shape})")
     with np.errstate(invalid="ignore", over="ignore"):
         m: dict[str, Any] = {
             "n": int(a.shape[0]) if a.ndim else 1,
@@ -140,6 +142,10 @@ def compare(ref: Any, out: Any, logits: bool = False) -> dict[str, Any]:
     if logits:
         m.update(top1_report(a, b))
     return m
+
+
+class ParityInputError(UdcError, ValueError):
+    """Outputs that cannot be compared: different shapes, or none at all."""
 
 
 class ParityThresholdError(UdcError, ValueError):

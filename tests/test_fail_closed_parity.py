@@ -462,3 +462,14 @@ def test_force_says_when_a_failed_export_replaces_a_passing_bundle(tmp_path, mon
     assert not second.passed
     assert any("whose parity PASSED" in w and "FAILED" in w for w in second.warnings)
     assert any(s.startswith("WARNING: replacing f.udc") for s in lines)
+
+
+def test_compare_refuses_empty_and_mismatched_outputs():
+    """An empty batch compares nothing (a typed one-line error, not numpy's bare ValueError from max());
+    different shapes likewise."""
+    from udc.sdk.parity import ParityInputError, compare
+
+    with pytest.raises(ParityInputError, match="nothing to compare"):
+        compare(np.zeros((0, 7), np.float32), np.zeros((0, 7), np.float32), logits=True)
+    with pytest.raises(ParityInputError, match="shape mismatch"):
+        compare(np.zeros((2, 7), np.float32), np.zeros((3, 7), np.float32))

@@ -187,13 +187,13 @@ DDAMFN_OFFICIAL: dict[str, Any] = dict(
 # random-init CLIP image tower frozen and cached (training it, train_clip=auto, cost 2.2x stage 1's CPU time per
 # image in a micro-benchmark of this config). Stage 1's validation reads the true labels (it saturates at 100 % in
 # its first epoch on FER2013), so stage 1 is kept short and the label-free stage 2, the deployed model, gets the
-# epochs. Measured on FER2013's 28,709 training faces, idle 2-core AMD EPYC: one epoch ~2.2 min at 2 threads, or
-# ~2.7-3.1 min at 1 thread with a second training beside it (benchmarks/real_faces.py --train-jobs 2): 3 + 14
-# epochs ~ 50 min per condition. Stage-2 PublicTest accuracy after 1 + 2 epochs (previous fer widths): 48-50 %.
+# epochs. Measured on FER2013's 28,709 training faces, 2-core AMD EPYC, two trainings side by side at 1 thread each
+# (benchmarks/real_faces.py --train-jobs 2): stage 1 ~6.2 min per epoch, so 3 + 10 epochs ~ 80 min per condition,
+# both conditions in those 80 min. Stage-2 PublicTest accuracy after 1 + 2 epochs (previous fer widths): 48-50 %.
 LRDIF_FER: dict[str, dict[str, Any]] = {
     "stage1": dict(epochs=3, batch_size=64, lr=1e-3, warmup_steps=200, rotate_deg=10.0, scale_jitter=0.08,
                    shift=0.04, random_erasing=0.25),
-    "stage2": dict(epochs=14, batch_size=64, lr=1e-3, warmup_steps=200, rotate_deg=10.0, scale_jitter=0.08,
+    "stage2": dict(epochs=10, batch_size=64, lr=1e-3, warmup_steps=200, rotate_deg=10.0, scale_jitter=0.08,
                    shift=0.04, random_erasing=0.25, train_clip="no"),
 }
 
