@@ -65,8 +65,10 @@ class DiffusionConfig:
     steps: int = 4  # T
     beta_start: float = 0.1
     beta_end: float = 0.99
-    # "x0" (the net predicts Z_0; posterior-mean step) or "eps" (paper eq. 16). With T=4 and beta_T=0.99 the
-    # eps step divides by sqrt(alpha_T)=0.1: at init Z' has std 19.6 vs 0.10 with x0 (tiny config, measured)
+    # "x0" (the net predicts Z_0; posterior-mean step) or "eps" (paper eq. 16). x0 is the default because with
+    # beta_T = 0.99 the eps step divides by sqrt(alpha_T) = 0.1: at init Z' has std 19.6 with eps vs 0.10 with x0
+    # (tiny config, T = 4, measured), a Z' that UDCformer's modulation then has to unlearn; DiffIR predicts the
+    # clean prior for the same reason. eps stays available, and `udc-train ablations` runs it as one row
     parameterization: str = "x0"
     hidden: int = 1024  # denoiser MLP width
     layers: int = 5  # denoiser MLP linear layers
@@ -89,6 +91,14 @@ class UDCformerConfig:
     heatmap_sigma: float = 0.025  # Gaussian splat std, in units of the crop side
     window: int = 7
     dil_heads: tuple[int, int, int] = (1, 2, 4)
+    # "paper" (eqs. 5-9): the DIL-network runs beside the DT-network; K, V from the image's own patch features
+    # x_udc, Q from the landmark features x_flm pooled to one window (h*w = M), one query map shared by every window
+    # (POSTER V2's window cross-attention); O_i is fused with F_i. "post": the form checkpoints without this field
+    # have: DIL after the DT-network, K, V from the Z-modulated features F_i, each window its own landmark query
+    # (at full resolution), and O_i = F_i + MHCA + MLP (so concat(F_i, O_i) holds F_i twice). The default stays
+    # "post" until the paper form's bundles have passed tests/test_export.py (export parity, delegation) and the
+    # FER2013 study (`udc-train ablations`) has compared the two; both were not run when the form was added
+    dil_form: str = "post"
     # fusion transformer
     fusion_dim: int = 192
     fusion_grid: int = 4  # each scale pooled to grid x grid tokens
@@ -155,6 +165,8 @@ class LRDifConfig:
             problems.append("fusion_dim must be a multiple of fusion_heads")
         if u.head_norm not in ("batch", "layer"):
             problems.append(f"udcformer.head_norm must be 'batch' or 'layer', got {u.head_norm!r}")
+        if u.dil_form not in ("paper", "post"):
+            problems.append(f"udcformer.dil_form must be 'paper' or 'post', got {u.dil_form!r}")
         if u.global_pool not in ("avg", "token"):
             problems.append(f"udcformer.global_pool must be 'avg' or 'token', got {u.global_pool!r}")
         if self.diffusion.parameterization not in ("eps", "x0"):
@@ -217,6 +229,8 @@ _NESTED = {
 def config_from_dict(data: dict[str, Any]) -> LRDifConfig:
     if "head_norm" not in data.get("udcformer", {"head_norm": None}):  # saved before the field existed: LayerNorm
         data = {**data, "udcformer": {**data["udcformer"], "head_norm": "layer"}}
+    if "dil_form" not in data.get("udcformer", {"dil_form": None}):  # saved before the field existed: DIL after DT
+        data = {**data, "udcformer": {**data["udcformer"], "dil_form": "post"}}
     return _build(LRDifConfig, data).validate()
 
 

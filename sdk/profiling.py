@@ -60,8 +60,10 @@ def profile_config(cfg: LRDifConfig, batch: int = 1) -> list[ComponentProfile]:
                              f"T={cfg.diffusion.steps} steps unrolled"),
             ComponentProfile("udcformer", count_params(u), count_macs(u, image, landmarks, noise), True),
             ComponentProfile("  dt_network", count_params(u.dt), count_macs(u.dt, image, noise), False, "part of udcformer"),
-            ComponentProfile("  dil_network", count_params(u.dil), count_macs(u.dil, landmarks, feats), False,
-                             "part of udcformer"),
+            ComponentProfile("  dil_network", count_params(u.dil),
+                             count_macs(u.dil, landmarks, image) if u.dil.form == "paper" else
+                             count_macs(u.dil, landmarks, None, feats), False,
+                             f"part of udcformer ({u.dil.form} form)"),
         ]
     on_device = [r for r in rows if r.on_device]
     rows.append(ComponentProfile("on-device total", sum(r.params for r in on_device), sum(r.macs for r in on_device),

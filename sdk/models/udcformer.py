@@ -1,5 +1,5 @@
-"""UDCformer: DT-network and DIL-network in parallel, fused at 3 scales, then a vanilla
-transformer and the 7-class head (paper eqs. 10-12)."""
+"""UDCformer: DT-network and DIL-network in parallel (``dil_form="paper"``; ``"post"``: DIL after DT),
+fused at 3 scales, then a vanilla transformer and the 7-class head (paper eqs. 10-12)."""
 from __future__ import annotations
 
 import torch
@@ -13,7 +13,8 @@ from .layers import BatchNormNeck, TransformerBlock
 
 
 class ScaleFusion(nn.Module):
-    """``x_i = concat(F_i, O_i)`` -> 1x1 projection -> pooled to ``grid x grid`` tokens, all scales joined."""
+    """Eq. 10: ``x_i = concat(F_i, O_i)``, ``X = [x1, x2, x3]``; before joining, each x_i goes through a 1x1
+    projection to ``fusion_dim`` and an average pool to ``grid x grid`` tokens (the paper gives no token sizes)."""
 
     def __init__(self, dims: tuple[int, int, int], sizes: tuple[int, int, int], fusion_dim: int, grid: int):
         super().__init__()
@@ -49,8 +50,11 @@ class UDCformer(nn.Module):
         self.global_pool = u.global_pool
 
     def forward(self, image: torch.Tensor, landmarks: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        feats = self.dt(image, z)  # F1, F2, F3
-        outs = self.dil(landmarks, feats)  # O1, O2, O3
+        feats = self.dt(image, z)  # F1, F2, F3: [B, d_i, S_i, S_i]
+        if self.dil.form == "paper":  # beside the DT-network: the image's own patch features
+            outs = self.dil(landmarks, image=image)  # O1, O2, O3: [B, d_i, S_i, S_i]
+        else:  # "post": after the DT-network, on F_i
+            outs = self.dil(landmarks, feats=feats)
         x = self.fusion(feats, outs)  # [B, N, Df]
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
         for block in self.blocks:
