@@ -67,6 +67,11 @@ class DDAMFNConfig:
     gca_stages: tuple[int, ...] = ()
     gca_reduction: int = 16  # r in GCA's bottleneck
     gca_clip_len: int = 1  # >1: the batch holds clips of this many frames; GCA mixes weights over a clip
+    # seed 002's auxiliary classifier on each GCA block's descriptor (a linear layer on the global-conv summary),
+    # trained with gca_aux_weight * CE (the mean over the GCA blocks) beside the main loss; training only, never
+    # exported. Configs saved before the field existed load with False (no auxiliary classifier)
+    gca_aux: bool = True
+    gca_aux_weight: float = 0.05
     labels: tuple[str, ...] = LABELS
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -109,6 +114,8 @@ class DDAMFNConfig:
                 problems.append(f"gca stage {s}: {self.stages[s].out_channels} channels < gca_reduction")
         if self.num_heads < 0:
             problems.append("num_heads must be >= 0")
+        if self.gca_aux_weight < 0:
+            problems.append("gca_aux_weight must be >= 0")
         if self.gca_clip_len < 1:
             problems.append("gca_clip_len must be >= 1")
         if problems:
@@ -129,6 +136,7 @@ def ddamfn_config_from_dict(data: dict[str, Any]) -> DDAMFNConfig:
     if unknown:
         raise ValueError(f"unknown DDAMFNConfig fields: {sorted(unknown)}")
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+    kwargs.setdefault("gca_aux", False)  # saved before the field existed: no auxiliary classifier on GCA
     if "stages" in kwargs:
         kwargs["stages"] = tuple(s if isinstance(s, MixStageConfig) else
                                  MixStageConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in s.items()})

@@ -63,14 +63,28 @@ def ial_total_loss(logits: torch.Tensor, labels: torch.Tensor, ial_weight: float
     return loss, {"ce": float(ce.detach()), "ia": float(ia.detach()), "total": float(loss.detach())}
 
 
+def gca_aux_loss(aux_logits: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Seed 002's auxiliary classifiers on the GCA descriptors: the mean of their cross-entropies (0 without any).
+    The caller weights it (0.05: ``DDAMFNConfig.gca_aux_weight``)."""
+    if not aux_logits:
+        return torch.zeros(())
+    return torch.stack([F.cross_entropy(a, labels) for a in aux_logits]).mean()
+
+
 def ddamfn_total_loss(logits: torch.Tensor, labels: torch.Tensor, maps: Sequence[torch.Tensor],
-                      att_weight: float = 0.1, ial_weight: float = 0.0, form: str = "paper"
+                      att_weight: float = 0.1, ial_weight: float = 0.0, form: str = "paper",
+                      aux_logits: Sequence[torch.Tensor] = (), aux_weight: float = 0.05,
                       ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Seed 003: ``L = L_cls + att_weight * L_att``, plus ``ial_weight * L_IA`` when IAL is on."""
+    """Seed 003: ``L = L_cls + att_weight * L_att``, plus ``ial_weight * L_IA`` when IAL is on, plus
+    ``aux_weight * mean CE`` of the GCA auxiliary classifiers (seed 002) when there are any."""
     ce = F.cross_entropy(logits, labels)
     att = attention_loss(maps, form=form).to(ce)
     loss = ce + att_weight * att
     parts = {"ce": float(ce.detach()), "att": float(att.detach())}
+    if aux_logits and aux_weight:
+        aux = gca_aux_loss(aux_logits, labels)
+        loss = loss + aux_weight * aux
+        parts["gca_aux"] = float(aux.detach())
     if ial_weight:
         ia = intensity_aware_loss(logits, labels)
         loss = loss + ial_weight * ia

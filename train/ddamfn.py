@@ -4,8 +4,9 @@ The trainer's loop, data, augmentation, UDC degradation, optimiser, schedule, ch
 metrics and DDP are shared with LRDif (``trainer.py``); what differs is only the step module:
 
 * LRDif: ``StageStep`` (CLIP features -> FPEN (-> diffusion) -> UDCformer; eq. 13 / eq. 18).
-* DDAMFN: :class:`DDAMFNStep`, ``logits, maps = model(image, return_attention=True)``;
-  ``L = CE + att_weight * L_att (+ ial_weight * L_IA)`` (``udc.sdk.losses_fer.ddamfn_total_loss``).
+* DDAMFN: :class:`DDAMFNStep`, ``logits, maps, aux = model.forward_train(image)``;
+  ``L = CE + att_weight * L_att (+ ial_weight * L_IA) (+ 0.05 * CE of the GCA auxiliary classifiers)``
+  (``udc.sdk.losses_fer.ddamfn_total_loss``).
 
 Both return ``(loss, logits, ce)`` with the same meaning, so the loop does not branch on the family.
 """
@@ -41,7 +42,7 @@ class DDAMFNStep(nn.Module):
         self.model, self.att_weight, self.ial_weight, self.att_form = model, att_weight, ial_weight, att_form
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor):
-        logits, maps = self.model(image, return_attention=True)
+        logits, maps, aux = self.model.forward_train(image)  # aux: GCA auxiliary logits (seed 002), [] without GCA
         loss, _ = ddamfn_total_loss(logits, labels, maps, att_weight=self.att_weight, ial_weight=self.ial_weight,
-                                    form=self.att_form)
+                                    form=self.att_form, aux_logits=aux, aux_weight=self.model.cfg.gca_aux_weight)
         return loss, logits, F.cross_entropy(logits.detach(), labels)

@@ -7,6 +7,7 @@ image [B, 3, 112, 112] (ImageNet mean/std)
   DDAN  : a_i = DDAHead_i(F) (i = 1..n), y = F * max_i a_i
   head  : GDConv (7x7 depthwise, linear) -> [B, 512] -> FC -> logits [B, 7]
 loss    : L = CE + 0.1 * L_att(a_1..a_n)       (sdk/losses_fer.py)
+          (+ 0.05 * CE of the GCA auxiliary classifiers, mean over blocks, when GCA blocks are on)
 ```
 
 ``forward(image)`` returns logits only (what is exported); ``forward(image, return_attention=True)``
@@ -25,6 +26,7 @@ from torch import nn
 
 from ..ddamfn_config import DDAMFNConfig
 from .ddan import DDAN
+from .gca import GCA
 from .mfn import MFN, ConvBN
 
 
@@ -44,6 +46,23 @@ class DDAMFN(nn.Module):
         y, maps = self.ddan(feats)  # [B, C, s, s], n x [B, C, s, s]
         y = self.gdconv(y).flatten(1)  # [B, C]
         return self.fc(y), maps  # [B, K]
+
+    def gca_blocks(self) -> list[GCA]:
+        return [m for m in self.modules() if isinstance(m, GCA)]
+
+    def forward_train(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Training forward: ``(logits [B, K], the heads' maps, the GCA auxiliary logits [B, K] per GCA block that
+        has an auxiliary classifier)``."""
+        blocks = [g for g in self.gca_blocks() if g.aux is not None]
+        for g in blocks:
+            g.collect_aux = True
+        try:
+            logits, maps = self.forward_with_attention(image)
+            aux = [g.aux_logits for g in blocks]
+        finally:
+            for g in blocks:
+                g.collect_aux, g.aux_logits = False, None
+        return logits, maps, aux
 
     def forward(self, image: torch.Tensor, return_attention: bool = False):
         logits, maps = self.forward_with_attention(image)

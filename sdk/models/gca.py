@@ -14,6 +14,11 @@ For clips (``clip_len = T > 1``, the batch laid out as ``[B*T]`` frames of B cli
 mixes in global temporal information: ``w_t <- sqrt(w_t * mean_t(w_t) + eps)``, the geometric mean
 of a frame's weights and its clip's mean weights. ``clip_len = 1`` is the image (per-frame) form.
 
+Auxiliary classifier (``num_classes > 0``): as the seed does for every attention block, a linear
+classifier reads the descriptor (``[B, C]``) so that the loss (``0.05 * CE``, the mean over the GCA
+blocks: ``udc.sdk.losses_fer.gca_aux_loss``) pushes the weights toward the target. It runs only while
+``collect_aux`` is set (training); inference and exported graphs never compute it.
+
 Where it goes: on the residual branch of a residual block, before the identity is added
 (``y = x + GCA(F(x))``), as the seed's ResNet-18 blocks do. The kernel size equals the feature map
 size, so it is fixed by the model config (static shapes, exports cleanly: one depthwise conv, two
@@ -27,8 +32,11 @@ from torch import nn
 
 class GCA(nn.Module):
     def __init__(self, channels: int, size: int | tuple[int, int], reduction: int = 16, clip_len: int = 1,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, num_classes: int = 0):
         super().__init__()
+        self.aux = nn.Linear(channels, num_classes) if num_classes else None  # the seed's auxiliary classifier
+        self.collect_aux = False  # set by the owner for a training forward: then aux_logits holds [B, K]
+        self.aux_logits: torch.Tensor | None = None
         hidden = max(1, channels // reduction)
         self.clip_len = clip_len
         self.eps = eps
@@ -44,7 +52,10 @@ class GCA(nn.Module):
 
     def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W] -> [B, C, 1, 1]`` weights in (0, 2)."""
-        w = 2.0 * torch.sigmoid(self.fc2(self.act(self.fc1(self.gc(x)))))  # [B, C, 1, 1]
+        g = self.gc(x)  # [B, C, 1, 1]
+        if self.collect_aux and self.aux is not None:
+            self.aux_logits = self.aux(g.flatten(1))  # [B, K]
+        w = 2.0 * torch.sigmoid(self.fc2(self.act(self.fc1(g))))  # [B, C, 1, 1]
         if self.clip_len > 1:
             b, c = w.shape[0], w.shape[1]
             wc = w.reshape(b // self.clip_len, self.clip_len, c, 1, 1)  # [clips, T, C, 1, 1]

@@ -141,7 +141,8 @@ class MixStage(nn.Module):
         self.blocks = nn.Sequential(*(
             MixBlock(st.out_channels, st.out_channels, st.expansion, st.kernels, st.splits, 1, True, cfg.ca_groups,
                      cfg.mixconv_bn_act,
-                     GCA(st.out_channels, size, cfg.gca_reduction, cfg.gca_clip_len) if gca else None)
+                     GCA(st.out_channels, size, cfg.gca_reduction, cfg.gca_clip_len,
+                         num_classes=cfg.num_classes if cfg.gca_aux else 0) if gca else None)
             for _ in range(st.blocks)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
