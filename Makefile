@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.udc-installed
 export TORCHAO_FORCE_SKIP_LOADING_SO_FILES := 1
 PYTEST_ARGS ?=
 
-.PHONY: test test-quick demo ablations install clean
+.PHONY: test test-quick demo ablations install clean litert-env
 
 install: $(STAMP)
 
@@ -52,5 +52,19 @@ demo: $(STAMP)
 ablations: $(STAMP)
 	$(BIN)/udc-train ablations --data $(DEMO)/faces-udc --stage1 $(DEMO)/stage1/best.pt --out $(DEMO)/ablations --epochs $(DEMO_EPOCHS) --batch-size 32 --lr 1e-3 --quiet
 
+# LiteRT rows of benchmarks/compare.py: litert-torch 0.10.0 needs ai-edge-litert[model-utils] 2.3.0 -> xdsl 0.28.0 ->
+# typing-extensions < 4.13, and the pinned onnx 1.22.0 needs >= 4.15 (0.9.4 the same), so it cannot join .venv: a
+# second environment, same torch/torchao/numpy pins, udc installed without its dependencies (no onnx, executorch).
+LITERT_VENV  := .venv-litert
+LITERT_STAMP := $(LITERT_VENV)/.udc-litert-installed
+litert-env: $(LITERT_STAMP)
+$(LITERT_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LITERT_VENV)/bin/pip install --quiet "torch==2.13.0" "torchao==0.18.0" "numpy>=2.3,<2.4" "litert-torch==0.10.0" \
+		"pillow>=11" "click>=8.1" "safetensors>=0.4" "tokenizers>=0.20" "tqdm>=4.66" "jsonschema>=4"
+	$(LITERT_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LITERT_VENV) build dist *.egg-info .pytest_cache
