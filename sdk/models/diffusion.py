@@ -3,12 +3,13 @@
 * Schedule: ``betas = linspace(sqrt(beta_start), sqrt(beta_end), T) ** 2`` (``[beta_end]`` for T = 1), ``alpha = 1 - beta``,
   ``alpha_bar = cumprod(alpha)``. Steps are indexed ``i = 0..T-1`` for the paper's ``t = 1..T``.
 * Forward: ``q(Z_T | Z) = N(sqrt(alpha_bar_T) Z, (1 - alpha_bar_T) I)`` with the noise passed in.
-* Reverse: the whole T-step chain, unrolled, deterministic by default (the paper's V4). With
+* Reverse: the whole T-step chain, unrolled; deterministic unless ``step_noise`` is given (the paper's
+  Table 5 "Ours", V3, inserts noise in the reverse steps; V4 does not; exported graphs run it without). With
   ``parameterization="eps"`` (eq. 16, with the standard DDPM coefficient
   ``beta_t / sqrt(1 - alpha_bar_t)``; the paper's text prints ``sqrt(1 - alpha_t)``, a typo
   against DDPM and DiffIR) or ``"x0"`` (posterior mean from a predicted Z_0).
 * The initial noise is a model *input*: nothing in the graph draws random numbers. The optional
-  per-step noise of variant V3 is an input too.
+  per-step noise of variant V3 is an input too (``sigma_t * n_t`` added after every step but the last).
 """
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ class EPRDiffusion(nn.Module):
         t = torch.full_like(z[:, :1], (i + 1) / self.cfg.steps)  # [B, 1]
         out = self.net(z, t, cond)
         if self.cfg.parameterization == "eps":
-            return (z - self._eps_coef[i] * out) * self._inv_sqrt_alpha[i]  # eq. 16
+            # eq. 16 with DDPM's coefficient beta_t / sqrt(1 - alpha_bar_t) where the paper prints (1 - alpha_t) / sqrt(1 - alpha_t)
+            return (z - self._eps_coef[i] * out) * self._inv_sqrt_alpha[i]
         return self._coef_x0[i] * out + self._coef_xt[i] * z  # posterior mean from predicted Z_0
 
     def forward(self, cond: torch.Tensor, z_T: torch.Tensor, step_noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """DT-network: a U-Net of Z-modulated Restormer blocks (paper eqs. 2-4, after DiffIR/Restormer).
 
 Every block reads the EPR Z: ``F' = W1 Z * LN(F) + W2 Z`` (eq. 2) before both DMNet (transposed
-channel attention, eq. 3) and DGNet (gated depthwise FFN, eq. 4). Down-sampling is a strided conv
+channel attention, eq. 3) and DGNet (gated depthwise FFN, eq. 4). Where each differs from the
+paper's equation (biases and init in eq. 2, Q/K normalisation in eq. 3, an output projection in
+eq. 4) is said in its class. Down-sampling is a strided conv
 and up-sampling a transposed conv (Restormer's pixel-(un)shuffle would need rank-6 reshapes).
 """
 from __future__ import annotations
@@ -15,7 +17,9 @@ from .layers import ChannelLayerNorm, l2_normalize
 
 
 class ZModulation(nn.Module):
-    """Eq. 2: ``F' = (W1 Z) * LN(F) + W2 Z`` with per-channel scale and shift from Z."""
+    """Eq. 2, ``F' = (W1 Z) * LN(F) + W2 Z``, per-channel scale and shift from Z; differs from the paper's in two
+    ways: W1 and W2 (one ``nn.Linear``) have biases, and start at zero weight with bias 1 (scale) / 0 (shift), so
+    that a new block is ``F' = LN(F)`` and reads Z only as training makes it (the paper states no init)."""
 
     def __init__(self, dim: int, epr_dim: int):
         super().__init__()
@@ -32,7 +36,10 @@ class ZModulation(nn.Module):
 
 
 class DMNet(nn.Module):
-    """Eq. 3: multi-head transposed attention, a C'xC' map per head with a learnable temperature."""
+    """Eq. 3, ``F'' = W_c V softmax(K Q / alpha) + F``: multi-head transposed attention, a C'xC' map per head with a
+    learnable temperature (1/alpha). Differs from the paper's as Restormer's MDTA does: Q and K are L2-normalised
+    over the pixels before their product (eq. 3 has no normalisation), Q/K/V come from a 1x1 then a 3x3 depthwise
+    conv, and the heads' output goes through a 1x1 projection (W_c) before the residual."""
 
     def __init__(self, dim: int, heads: int, epr_dim: int):
         super().__init__()
@@ -44,7 +51,7 @@ class DMNet(nn.Module):
         self.project_out = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
+        b, c, h, w = x.shape  # x: [B, C, H, W], z: [B, Cz] -> [B, C, H, W]
         q, k, v = self.qkv_dw(self.qkv(self.mod(x, z))).chunk(3, dim=1)
         q, k, v = (t.reshape(b, self.heads, c // self.heads, h * w) for t in (q, k, v))  # [B, h, C', HW]
         q, k = l2_normalize(q), l2_normalize(k)
@@ -54,7 +61,9 @@ class DMNet(nn.Module):
 
 
 class DGNet(nn.Module):
-    """Eq. 4: gated FFN, 1x1 conv then 3x3 depthwise conv, GELU gate."""
+    """Eq. 4, ``F'' = GELU(W_d^1 W_c^1 F') * W_d^2 W_c^2 F' + F``: gated FFN, 1x1 conv then 3x3 depthwise conv,
+    GELU gate. Differs from the paper's as Restormer's GDFN does: the gated product (``hidden`` channels) goes
+    through an output 1x1 projection back to ``dim`` channels before the residual (eq. 4 has none)."""
 
     def __init__(self, dim: int, expansion: float, epr_dim: int):
         super().__init__()
@@ -65,6 +74,7 @@ class DGNet(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, 1)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        # x: [B, C, H, W] -> a, g: [B, hidden, H, W] -> [B, C, H, W]
         a, g = self.dwconv(self.project_in(self.mod(x, z))).chunk(2, dim=1)
         return x + self.project_out(F.gelu(a) * g)
 

@@ -85,7 +85,8 @@ class Mlp(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN transformer block, CLIP's ``ResidualAttentionBlock`` layout (eqs. 11-12 too)."""
+    """Pre-LN transformer block, CLIP's ``ResidualAttentionBlock`` layout; UDCformer's fusion transformer
+    (eqs. 11-12, with a LayerNorm before MSA that eq. 11 does not write)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, act: str = "gelu", dropout: float = 0.0):
         super().__init__()
@@ -95,8 +96,9 @@ class TransformerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act, dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask)  # X' = MSA(X) + X
-        return x + self.mlp(self.ln_2(x))  # y' = MLP(LN(X')) + X'
+        # x: [B, N, C]. Eq. 11 writes X' = MSA(X) + X; this is pre-LN, X' = MSA(LN(X)) + X (CLIP's and ViT's block)
+        x = x + self.attn(self.ln_1(x), mask)
+        return x + self.mlp(self.ln_2(x))  # eq. 12: y' = MLP(LN(X')) + X'; [B, N, C]
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
