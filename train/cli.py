@@ -158,7 +158,8 @@ def stage1(**kw):
 @_lrdif
 @click.option("--stage1", required=True, type=click.Path(exists=True, dir_okay=False), help="The stage-1 checkpoint (best.pt).")
 @click.option("--variant", type=click.Choice(VARIANTS), default=None,
-              help="Ablation (paper Table 5): V1 no diffusion, V2 L_ce only, V3 noise in the reverse steps, V4 full (default).")
+              help="Paper Table 5 row: V1 no diffusion, V2 L_ce only, V3 L_total with noise inserted in the reverse "
+                   "steps (the paper's \"Ours\", default), V4 L_total with a deterministic reverse chain.")
 @click.option("--steps", type=int, default=None, help="Diffusion steps T (default: the model's, 4).")
 def stage2(**kw):
     """Stage 2: FPEN_S2 + denoiser (whole T-step chain) + UDCformer, L_ce + L_kl (eq. 18); no label at inference."""
@@ -168,24 +169,92 @@ def stage2(**kw):
 @main.command()
 @_common
 @_lrdif
-@click.option("--stage1", required=True, type=click.Path(exists=True, dir_okay=False), help="The stage-1 checkpoint.")
-@click.option("--steps-list", default="1,2,4,8,16", show_default=True, help="T values of the iteration study (Fig. 6).")
+@click.option("--stage1", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Stage-1 checkpoint with the paper's DIL form (dil_form=paper) shared by every seed; default: one "
+                   "stage 1 trained per seed.")
+@click.option("--stage1-post", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Stage-1 checkpoint with the old DIL form (dil_form=post) for the old-DIL row; default: one "
+                   "trained per seed.")
+@click.option("--steps-list", default="1,2,4,8,16,32", show_default=True,
+              help="T values of the iteration study (paper Fig. 6), each trained as the paper's variant V3.")
+@click.option("--seeds", default=None, metavar="LIST",
+              help="Run every row once per seed, e.g. 0,1: the table shows each seed, the mean and the spread "
+                   "(max - min). Default: --seed alone.")
+@click.option("--old-dil/--no-old-dil", default=True, show_default=True,
+              help="One more row: V3 with the old DIL form (after the DT-network, per-window query).")
+@click.option("--eps/--no-eps", "eps_row", default=True, show_default=True,
+              help="One more row: V3 with the other diffusion parameterisation (eps, eq. 16, beside the x0 default).")
 def ablations(**kw):
-    """Table 5 (V1-V4 at T=4) and the iteration study (V4 at each T), one stage-2 run each, one table."""
-    base = _make_config(2, kw)
+    """Paper Table 5 (LRDif_S1 and LRDif_S2-V1..V4, V3 = "Ours"), the old DIL form, the eps parameterisation and
+    the iteration study of Fig. 6 (V3 at each T): one stage-2 run per row and seed, one table."""
+    from udc.sdk.checkpoint import read_checkpoint
+
+    from .config import PAPER_VARIANT, VARIANT_SETTINGS
+
     root = Path(kw["out"] or "runs/ablations")
-    default_t = _stage1_steps(base.stage1)
-    sweep = [int(t) for t in kw["steps_list"].split(",") if int(t) != default_t]
-    results = []
-    for variant, steps in [(v, default_t) for v in VARIANTS] + [("V4", t) for t in sweep]:
-        cfg = TrainConfig.from_dict({**base.to_dict(), "variant": variant, "steps": steps,
-                                     "out": str(root / f"{variant}-T{steps}")})
-        results.append((variant, steps, _run(cfg, kw["resume"], kw["quiet"])["best_val_accuracy"]))
-    setting = {"V1": "no diffusion", "V2": "L_ce only", "V3": "L_total, noisy reverse", "V4": "L_total"}
-    rows = [[v, t, setting[v], f"{100 * a:.1f}"] for v, t, a in sorted(results, key=lambda r: (r[0], r[1]))]
-    click.echo(format_table(["variant", "T", "setting", "best val acc %"], rows,
-                            title="LRDif stage-2 ablations (paper Table 5) and iteration study (Fig. 6)"))
-    (root / "ablations.json").write_text(json.dumps([{"variant": v, "T": t, "val_acc": a} for v, t, a in results], indent=2))
+    try:
+        seeds = [int(v) for v in kw["seeds"].split(",") if v.strip()] if kw["seeds"] else [kw["seed"] or 0]
+        sweep = [int(t) for t in kw["steps_list"].split(",") if t.strip()]
+    except ValueError:
+        raise click.ClickException("--seeds and --steps-list take comma-separated integers") from None
+    results = []  # (row, variant, T, parameterization, dil_form, seed, best val accuracy)
+
+    def stage1(seed: int, form: str, given: str | None) -> str:
+        if given:
+            return given
+        cfg = _make_config(1, {**kw, "stage1": None, "seed": seed})
+        cfg.dil_form, cfg.out = form, str(root / f"seed{seed}" / f"stage1-{form}")
+        acc = _run(cfg, kw["resume"], kw["quiet"])["best_val_accuracy"]
+        results.append(("LRDif_S1 (ground-truth label in)", "-", "-", "-", form, seed, acc))
+        return str(Path(cfg.out) / "best.pt")
+
+    for seed in seeds:
+        s1 = {"paper": stage1(seed, "paper", kw["stage1"])}
+        if kw["old_dil"]:
+            s1["post"] = stage1(seed, "post", kw["stage1_post"])
+        for form, path in s1.items():  # a given checkpoint must have the form its rows are labelled with
+            has = read_checkpoint(path)["config"]["udcformer"].get("dil_form", "post")
+            if has != form:
+                opt = "--stage1" if form == "paper" else "--stage1-post"
+                raise click.ClickException(f"{opt} {path} has the {has!r} DIL form, its rows need {form!r} (train "
+                                           f"it with `udc-train stage1 --set dil_form={form}`)")
+        diff = read_checkpoint(s1["paper"])["config"]["diffusion"]
+        t0, p0 = int(diff["steps"]), diff.get("parameterization", "x0")
+        p_other = "eps" if p0 == "x0" else "x0"
+        rows = [(f"LRDif_S2-{v}" + (" (Ours)" if v == PAPER_VARIANT else ""), v, t0, p0, "paper") for v in VARIANTS]
+        if kw["old_dil"]:
+            rows.append(("LRDif_S2-V3 (Ours), old DIL", PAPER_VARIANT, t0, p0, "post"))
+        if kw["eps_row"]:
+            rows.append((f"LRDif_S2-V3 (Ours), {p_other}", PAPER_VARIANT, t0, p_other, "paper"))
+        rows += [("LRDif_S2-V3 (Ours), Fig. 6", PAPER_VARIANT, t, p0, "paper") for t in sweep if t != t0]
+        for row, variant, steps, param, form in rows:
+            base = _make_config(2, {**kw, "stage1": s1[form], "seed": seed})
+            cfg = TrainConfig.from_dict({**base.to_dict(), "variant": variant, "steps": steps, "parameterization": param,
+                                         "out": str(root / f"seed{seed}" / f"{variant}-T{steps}-{param}-{form}")})
+            results.append((row, variant, steps, param, form, seed,
+                            _run(cfg, kw["resume"], kw["quiet"])["best_val_accuracy"]))
+    click.echo(format_table(*ablation_table(results, seeds, VARIANT_SETTINGS),
+                            title="LRDif ablations (paper Table 5), DIL form, parameterisation and iteration study "
+                                  "(Fig. 6): best val accuracy"))
+    (root / "ablations.json").write_text(json.dumps(
+        [{"row": r, "variant": v, "T": t, "parameterization": p, "dil_form": f, "seed": s, "val_acc": a}
+         for r, v, t, p, f, s, a in results], indent=2))
+
+
+def ablation_table(results: list[tuple], seeds: list[int], settings: dict[str, str]) -> tuple[list[str], list[list]]:
+    """``(header, rows)``: one row per (row name, variant, T, parameterisation, DIL form), its accuracy per seed,
+    the mean and the spread (max - min, percentage points) over the seeds, in the order the rows were run."""
+    cells: dict[tuple, dict[int, float]] = {}
+    for row, variant, t, param, form, seed, acc in results:
+        cells.setdefault((row, variant, t, param, form), {})[seed] = acc
+    header = ["row", "setting", "DIL", "T", "Z param"] + [f"seed {s} %" for s in seeds] + ["mean %", "spread pp"]
+    table = []
+    for (row, variant, t, param, form), accs in cells.items():
+        vals = [accs[s] for s in seeds if s in accs]
+        setting = settings.get(variant, "labels in (the upper bound)")
+        table.append([row, setting, form, t, param] + [f"{100 * accs[s]:.1f}" if s in accs else "-" for s in seeds]
+                     + [f"{100 * sum(vals) / len(vals):.1f}", f"{100 * (max(vals) - min(vals)):.1f}"])
+    return header, table
 
 
 @main.command()
@@ -206,12 +275,6 @@ def ddamfn(**kw):
     as the LRDif stages. Evaluate with `udc-eval OUT/best.pt --data DIR`.
     """
     _run(_make_config(1, kw, family="ddamfn"), kw["resume"], kw["quiet"])
-
-
-def _stage1_steps(path: str) -> int:
-    from udc.sdk.checkpoint import read_checkpoint
-
-    return int(read_checkpoint(path)["config"]["diffusion"]["steps"])
 
 
 @click.command(context_settings=CTX)
@@ -247,7 +310,7 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
     """
     import torch
 
-    from udc.sdk.checkpoint import CheckpointError, load_checkpoint
+    from udc.sdk.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
     from udc.sdk.model_registry import model_family
     from udc.sdk.video import CLIP_PRESETS
 
@@ -259,9 +322,12 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
 
     try:
         model = load_checkpoint(checkpoint)
+        variant = read_checkpoint(checkpoint)["extra"].get("variant")  # the Table 5 row it was trained as
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
     family = model_family(model)
+    # stage 2 is scored as the row was trained: V1 without the diffusion, V3 with noise in the reverse steps
+    how = dict(use_diffusion=variant != "V1", noisy_reverse=variant == "V3") if stage == 2 and family == "lrdif" else {}
     stage_txt = "-" if family == "ddamfn" else str(stage)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
@@ -279,7 +345,8 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
         frames = prepare_clip_frames(data, clips, model.cfg.image_size, u, v, progress=not as_json)
         if not frames.clips:
             raise click.ClickException(f"{data}/{split}: no face found in any sampled frame of {len(clips)} clips")
-        m = clip_metrics(crop_logits(model, frames.crops, stage, seed, device), frames, model.cfg.labels, aggregate)
+        m = clip_metrics(crop_logits(model, frames.crops, stage, seed, device, **how), frames, model.cfg.labels,
+                         aggregate)
         name, skipped = Path(data).name, frames.skipped_clips
         info = {"clips": len(clips), "segments": u, "frames_per_segment": v, "aggregate": aggregate,
                 "frames_scored": len(frames.crops), "frames_without_face": frames.dropped_frames}
@@ -294,7 +361,7 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
             raise click.ClickException(f"{data} has no '{split}' split (splits: {sorted({r.split for r in index.records})})")
         lms = ensure_landmarks(index, progress=not as_json, fallback=FALLBACK[landmark_fallback])
         crops = prepare_crops(records, lms, model.cfg.image_size)
-        m = evaluate_crops(model, crops, stage, seed, device)
+        m = evaluate_crops(model, crops, stage, seed, device, **how)
         name, skipped, unit = index.name, crops.skipped, "images"
         if hasattr(lms, "sources"):
             keys = [r.key for r in records]

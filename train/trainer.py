@@ -37,7 +37,7 @@ from udc.sdk.losses_fer import intensity_aware_loss
 from udc.sdk.models.ddamfn import DDAMFN
 from udc.sdk.models.lrdif import LRDif, build_model
 
-from .config import FALLBACK, TrainConfig
+from .config import FALLBACK, VARIANT_SETTINGS, TrainConfig
 from .data import CropDataset, Crops, collate, epoch_batches, prepare_crops, random_erase
 from .feature_cache import FeatureCache, module_hash
 from .metrics import Metrics, confusion_matrix
@@ -142,18 +142,19 @@ class Trainer:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             return model
         if cfg.stage == 1:
-            mcfg = get_config(cfg.model)
-            if cfg.steps:
-                mcfg = mcfg.replace(**{"diffusion.steps": cfg.steps})
+            mcfg = get_config(cfg.model).replace(**self._model_overrides())
             with warnings.catch_warnings():
                 if self.rank:
                     warnings.simplefilter("ignore")
                 model = build_model(mcfg, clip=cfg.clip)
         else:
             s1 = load_checkpoint(cfg.stage1)
-            mcfg = s1.cfg.replace(**{"diffusion.steps": cfg.steps}) if cfg.steps else s1.cfg
+            if cfg.dil_form and cfg.dil_form != s1.cfg.udcformer.dil_form:
+                raise ValueError(f"dil_form {cfg.dil_form!r}: the stage-1 checkpoint {cfg.stage1} has the "
+                                 f"{s1.cfg.udcformer.dil_form!r} DIL form (it is fixed in stage 1)")
+            mcfg = s1.cfg.replace(**self._model_overrides())
             model = LRDif(mcfg, s1.label_encoder)
-            model.load_state_dict(s1.state_dict())  # diffusion shapes do not depend on T
+            model.load_state_dict(s1.state_dict())  # diffusion shapes depend neither on T nor on the parameterisation
             model.clip_source = s1.clip_source
         self.label_dropout = cfg.label_dropout if cfg.label_dropout is not None else \
             (0.5 if cfg.stage == 1 and model.clip_source is None else 0.0)
@@ -164,6 +165,17 @@ class Trainer:
         for p in model.parameters():
             p.requires_grad_(id(p) in trainable)
         return model
+
+    def _model_overrides(self) -> dict:
+        """Model-config fields the training options override (T, diffusion parameterisation, DIL form)."""
+        cfg, out = self.cfg, {}
+        if cfg.steps:
+            out["diffusion.steps"] = cfg.steps
+        if cfg.parameterization:
+            out["diffusion.parameterization"] = cfg.parameterization
+        if cfg.dil_form and cfg.stage == 1:
+            out["udcformer.dil_form"] = cfg.dil_form
+        return out
 
     def _stage_params(self, model: LRDif) -> list[nn.Parameter]:
         params = model.stage_parameters(self.cfg.stage)
@@ -397,8 +409,10 @@ class Trainer:
             return (f"DDAMFN {self.mcfg.name} ({self.mcfg.image_size}px, {self.mcfg.num_heads} heads, "
                     f"att_weight={cfg.att_weight:g} ({cfg.att_form}){gca}{ial})")
         drop = f", label dropout {self.label_dropout:g}" if cfg.stage == 1 and self.label_dropout else ""
-        return (f"{self.model_label}: stage {cfg.stage} ({cfg.variant if cfg.stage == 2 else 'labels in'}), model {self.mcfg.name}, "
-                f"T={self.mcfg.diffusion.steps}{drop}{ial}")
+        what = f"LRDif_S2-{cfg.variant}: {VARIANT_SETTINGS[cfg.variant]}" if cfg.stage == 2 else "labels in"
+        return (f"{self.model_label}: stage {cfg.stage} ({what}), model {self.mcfg.name}, "
+                f"T={self.mcfg.diffusion.steps} ({self.mcfg.diffusion.parameterization}), "
+                f"DIL {self.mcfg.udcformer.dil_form}{drop}{ial}")
 
     # ------------------------------------------------------------------ loops
     def train_epoch(self, epoch: int, stop_at_step: int | None = None) -> dict:
@@ -445,7 +459,7 @@ class Trainer:
         crops = crops if crops is not None else self.val_crops
         return evaluate_crops(self.model, crops, self.cfg.stage, self.cfg.seed, self.device, batch_size,
                               cache=self.cache if crops is self.val_crops or crops is self.train_crops else None,
-                              use_diffusion=self.cfg.variant != "V1")
+                              use_diffusion=self.cfg.variant != "V1", noisy_reverse=self.cfg.variant == "V3")
 
     def fit(self, stop_at_step: int | None = None) -> dict:
         cfg = self.cfg
@@ -501,10 +515,11 @@ def model_label(model: LRDif | DDAMFN) -> str:
 
 @torch.no_grad()
 def evaluate_crops(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
-                   cache: FeatureCache | None = None, use_diffusion: bool = True) -> Metrics:
-    """Stage 1: with the true labels (the upper bound). Stage 2: label-free, fixed per-sample noise.
-    DDAMFN: the image alone (``stage`` and ``use_diffusion`` do not apply)."""
-    logits = crop_logits(model, crops, stage, seed, device, batch_size, cache, use_diffusion)
+                   cache: FeatureCache | None = None, use_diffusion: bool = True, noisy_reverse: bool = False) -> Metrics:
+    """Stage 1: with the true labels (the upper bound). Stage 2: label-free, fixed per-sample noise (and, with
+    ``noisy_reverse``, the variant V3's per-step noise, also fixed per sample). DDAMFN: the image alone
+    (``stage``, ``use_diffusion`` and ``noisy_reverse`` do not apply)."""
+    logits = crop_logits(model, crops, stage, seed, device, batch_size, cache, use_diffusion, noisy_reverse)
     pred = logits.argmax(1).numpy() if len(logits) else np.zeros(0, int)
     k = model.cfg.num_classes
     missed = np.bincount(crops.skipped_labels, minlength=k)[:k] if crops.skipped_labels is not None else None
@@ -513,7 +528,7 @@ def evaluate_crops(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, d
 
 @torch.no_grad()
 def crop_logits(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, device, batch_size: int = 128,
-                cache: FeatureCache | None = None, use_diffusion: bool = True) -> torch.Tensor:
+                cache: FeatureCache | None = None, use_diffusion: bool = True, noisy_reverse: bool = False) -> torch.Tensor:
     """Logits ``[N, K]`` (CPU) of every crop, as :func:`evaluate_crops` scores them (LRDif noise is keyed
     by the crop's index, so the same crop set gives the same logits on every call)."""
     model.eval()
@@ -534,6 +549,8 @@ def crop_logits(model: LRDif | DDAMFN, crops: Crops, stage: int, seed: int, devi
             z = model.epr_stage1(f_img, torch.from_numpy(crops.labels[idx]).to(device))
         else:
             noise = sample_noise(idx, EVAL_NOISE_EPOCH, seed, (mcfg.fpen.epr_dim,)).to(device)
-            z = model.epr_stage2(f_img, noise, use_diffusion=use_diffusion)
+            step_noise = sample_noise(idx, EVAL_NOISE_EPOCH, seed, (mcfg.diffusion.steps, mcfg.fpen.epr_dim),
+                                      stream=1).to(device) if noisy_reverse and use_diffusion else None
+            z = model.epr_stage2(f_img, noise, step_noise=step_noise, use_diffusion=use_diffusion)
         out.append(model.udcformer(images, lms, z).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, mcfg.num_classes)
