@@ -1,38 +1,51 @@
-"""One run, one table (like Ultralytics' ``benchmark``): every runtime x quant that runs on this host,
-for one model config, through the SDK exactly as an app calls it.
+"""One run, one table (like Ultralytics' ``benchmark``): the LRDif chain on every runtime a user would pick
+instead, each configured as its own documentation recommends, same thread count, each row in its own process.
 
     TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 .venv/bin/python benchmarks/compare.py [--config mobile] [--threads 2]
-        [--iters 100] [--warmup 10] [--n 200] [--out DIR] [--reuse] [--json]
+        [--checkpoint CKPT] [--accuracy-data DIR] [--calib DIR] [--iters 100] [--warmup 10] [--out DIR] [--reuse]
 
-Rows: torch eager fp32 (the reference), then ExecuTorch/XNNPACK fp32 and int8 and ONNX Runtime fp32 and
-int8 bundles, exported here by ``udc.export`` from one random-init model (``--seed``; or
-``--checkpoint``). Columns: bundle size, top-1 agreement (and cosine) of the end-to-end logits with
-the PyTorch reference on ``--n`` synthetic faces (``udc.sdk.parity_run``), p50 end-to-end ms of one
-preprocessed face (``udc.sdk.bench``, ``--iters`` after ``--warmup``; preprocessing + the four
-components + softmax, no face detection), SDK overhead as a share of model time, and the ratio of
-torch eager fp32's p50 to the row's p50, measured in the same run. Core ML rows are listed but not
-run on a non-macOS host (Core ML predicts only on macOS).
+Rows (``--rows`` picks some; the reference always runs):
 
-Targets (issue 6), checked and printed at the end, never asserted: ExecuTorch int8 >= 2x faster than
-torch eager fp32 and no slower than ONNX Runtime int8; SDK overhead < 10 % of model time.
+* ``torch`` eager fp32, the reference; ``torch-compile`` fp32 (``torch.compile`` of each component, inductor,
+  default mode; its compile time is the first call, shown as its export time);
+* ``executorch`` XNNPACK fp32 and int8 (PT2E, the export's own recipe), each as four programs and ``--fuse``d
+  into one (``executorch:int8:fused``): the bundle is exported once with ``--fuse`` and run both ways;
+* ``onnx`` (ONNX Runtime) fp32 and int8 (QDQ ``quantize_static``), *tuned*: ``ORT_ENABLE_ALL``, intra-op
+  threads = ``--threads``, sequential, spinning on, the transformer optimizer on the fp32 graphs where it
+  fuses anything (:data:`udc.sdk.runtimes.onnx_runtime.TUNED`; the row says what it fused);
+* ``litert`` (ex-TensorFlow Lite) fp32 and int8 through ``litert-torch`` (PT2E int8, litert-torch's own
+  quantizer, the ExecuTorch export's calibration faces) run by ``ai-edge-litert``'s interpreter (XNNPACK,
+  ``num_threads``). ``litert-torch`` cannot co-install with the pinned toolchain (README), so these rows run in
+  a second environment, ``make litert-env`` (``--litert-python``); without it the rows say "not installed";
+* ``coreml`` rows are listed, run only on macOS;
+* ``host compute floor``: the model's MACs / the fp32 GEMM peak measured on this CPU at ``--threads``.
 
-DDAMFN rows (issue 8): ``--ddamfn tiny|paper`` adds a second table, the same runtimes x quants for a DDAMFN
-bundle (one component, image only), exported from a random init or from ``--ddamfn-checkpoint CKPT``. Both
-tables carry the model's parameters and MACs (meta device, batch 1). ``--accuracy-data DIR`` (a dataset udc
-reads, e.g. the synthetic UDC set ``udc-data synthetic`` + ``udc-synth`` writes) adds the accuracy of every
-bundle on DIR's test split (each face aligned from its stored landmarks, run through the bundle as an app runs
-it); only for checkpoints: a random init's accuracy means nothing. Nothing is trained here.
+Columns: size, export time, top-1 agreement and logit cosine with torch eager fp32, accuracy and UAR (with
+``--checkpoint`` and ``--accuracy-data``), p50 / p90 end-to-end ms of one preprocessed face (preprocessing +
+the model + softmax, no face detection), peak RSS of the row's process, and torch eager fp32's p50 / the row's
+p50, all from this run. Agreement is on ``--accuracy-data``'s test faces (real faces, aligned from their
+landmarks) when given, else on ``--n`` synthetic faces (the table says which). Without ``--checkpoint`` the
+model is a random init (``--seed``), labelled so. Checks fail closed: a NaN or missing number is a miss.
 
-    .venv/bin/python benchmarks/compare.py --config mobile --ddamfn paper \
-        --ddamfn-checkpoint runs/ddamfn-paper/best.pt --accuracy-data /data/faces-udc
-    .venv/bin/python benchmarks/compare.py --only-ddamfn --ddamfn tiny --iters 5 --n 14   # smoke run
+Targets (issue 16), printed, never asserted: ExecuTorch int8 >= 1.2x faster than the best tuned peer with top-1
+agreement >= 99 % on real faces; ExecuTorch fp32 within 1.5x of the host compute floor; the int8 bundle <= 30 %
+of fp32; ``--fuse`` >= 1.2x faster than four programs; the int8 bundle's export <= 5 min.
+
+DDAMFN (issue 8): ``--ddamfn tiny|paper`` adds a second table for a DDAMFN bundle (one program; no fused rows),
+from a random init or ``--ddamfn-checkpoint CKPT``.
+
+    .venv/bin/python benchmarks/compare.py --config mobile --checkpoint runs/fer/stage2/best.pt \
+        --accuracy-data /data/fer2013-udc --calib /data/fer2013-udc
+    .venv/bin/python benchmarks/compare.py --config tiny --iters 5 --warmup 1 --n 7   # smoke run
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import subprocess
 import sys
 import time
 import warnings
@@ -43,25 +56,50 @@ warnings.filterwarnings("ignore")
 
 from udc.sdk.table import format_table  # noqa: E402
 
-ROWS = [("executorch", "fp32"), ("executorch", "int8"), ("onnx", "fp32"), ("onnx", "int8"),
-        ("coreml", "fp16"), ("coreml", "int8-weight")]
+HERE = Path(__file__).resolve().parent
+CHILD = HERE / "compare_child.py"
+CHILD_MARK = "UDC-COMPARE-ROW "
+LITERT_ENV = HERE.parent / ".venv-litert"
+LITERT_INSTALL = "make litert-env"
+
+#: every row: key -> (label, runtime, target of the bundle it runs, quant, options)
+PEERS = {
+    "torch:fp32": ("pytorch eager", "torch", "executorch", "fp32", {}),
+    "torch-compile:fp32": ("torch.compile", "torch", "executorch", "fp32", {"compile": True}),
+    "executorch:fp32": ("executorch xnnpack", "executorch", "executorch", "fp32", {}),
+    "executorch:fp32:fused": ("executorch xnnpack --fuse", "executorch", "executorch", "fp32", {"fused": True}),
+    "executorch:int8": ("executorch xnnpack", "executorch", "executorch", "int8", {}),
+    "executorch:int8:fused": ("executorch xnnpack --fuse", "executorch", "executorch", "int8", {"fused": True}),
+    "onnx:fp32": ("onnxruntime (tuned)", "onnxruntime", "onnx", "fp32", {"ort_tuning": True}),
+    "onnx:int8": ("onnxruntime (tuned)", "onnxruntime", "onnx", "int8", {"ort_tuning": True}),
+    "litert:fp32": ("litert (litert-torch)", "litert", "executorch", "fp32", {"litert": True}),
+    "litert:int8": ("litert (litert-torch)", "litert", "executorch", "int8", {"litert": True}),
+    "coreml:fp16": ("coreml", "coreml", "coreml", "fp16", {}),
+    "coreml:int8-weight": ("coreml", "coreml", "coreml", "int8-weight", {}),
+}
+REFERENCE = "torch:fp32"
+#: the peers ExecuTorch int8 must beat by 1.2x (each tuned as its documentation says)
+TUNED_PEERS = ("torch:fp32", "torch-compile:fp32", "onnx:fp32", "onnx:int8", "litert:fp32", "litert:int8")
+#: kept for callers of the old ``target:quant`` keys
+ROWS = [tuple(k.split(":")[:2]) for k in PEERS if k.startswith(("executorch", "onnx", "coreml")) and "fused" not in k]
 
 
 def export(out: Path, target: str, quant: str, args, family: str = "lrdif", config: str | None = None,
-           checkpoint: str | None = None) -> tuple[Path | None, str | None, float]:
-    """``(bundle path, why it failed, export seconds)``."""
+           checkpoint: str | None = None, fuse: bool = False) -> tuple[Path | None, str | None, float | None]:
+    """``(bundle path, why it failed, export seconds)``; seconds ``None`` when a bundle was reused (not measured)."""
     from udc.export.exporter import ExportRequest, run_export
 
     config = config or args.config
     prefix = config if family == "lrdif" else f"ddamfn-{config}"
-    path = out / f"{prefix}-{target}-{quant}.udc"
+    path = out / f"{prefix}-{target}-{quant}{'-fused' if fuse else ''}.udc"
     if args.reuse and (path / "manifest.json").is_file():
-        return path, None, 0.0
+        return path, None, None
     t0 = time.perf_counter()
     try:
         req = ExportRequest(output=path, target=target, quant=quant, config=None if checkpoint else config,
                             family=None if checkpoint else family, checkpoint=checkpoint, calib_n=args.calib_n,
-                            eval_n=args.eval_n, seed=args.seed, threads=args.threads, force=True)
+                            calib=args.calib, eval_n=args.eval_n, seed=args.seed, threads=args.threads, fuse=fuse,
+                            force=True)
         from udc.sdk.quiet import quiet_native
 
         with quiet_native():  # the export's own parity run loads ExecuTorch (cpuinfo lines from C++)
@@ -185,111 +223,360 @@ def scores(pred, labels, missed) -> tuple[float, float]:
     return float(correct.sum()) / total, float(np.mean(recalls))
 
 
-def bundle_accuracy(path: Path, runtime: str, faces, labels, missed, threads: int) -> tuple[float, float]:
-    """``(accuracy, UAR)`` of the bundle on ``faces`` (the chain as an app runs it, one face at a time); the
-    ``missed`` faces (no landmarks, unreadable) are in the denominator, scored as wrong."""
+# ------------------------------------------------------------------------------------------ scoring (fail closed)
+def top1_agreement(logits, ref) -> float:
+    """Share of faces whose top-1 class equals the reference's. A face with any non-finite logit (either side)
+    disagrees; no faces, or logits of different shapes, is an error, never a number."""
     import numpy as np
 
-    from udc.sdk.recognizer import Recognizer
+    a, b = np.asarray(logits, np.float64), np.asarray(ref, np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"logits {a.shape} vs reference {b.shape}: not the same faces x classes")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError("no faces (or no classes) to compare")
+    ok = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+    return float((ok & (a.argmax(1) == b.argmax(1))).sum()) / a.shape[0]
 
-    rec = Recognizer.load(path, runtime, threads=threads)
-    pred = np.asarray([int(np.argmax(rec.run_model(c, lm)[0])) for c, lm in zip(faces.crops, faces.landmarks)],
-                      np.int64)
-    return scores(pred, labels, missed)
+
+def mean_cosine(logits, ref) -> float:
+    """Mean per-face cosine of the logits with the reference's (NaN when any is non-finite: a check then misses)."""
+    import numpy as np
+
+    a, b = np.asarray(logits, np.float64), np.asarray(ref, np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"logits {a.shape} vs reference {b.shape}: nothing to compare")
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(np.mean((a * b).sum(1) / np.where(den > 0, den, np.nan)))
 
 
-def run_rows(wanted, args, family: str, config: str, checkpoint: str | None, acc_faces=None):
-    """Export, parity, bench (and accuracy) of every wanted row for one model; ``(rows incl. the torch row, faces)``."""
-    import torch  # noqa: F401
+def predictions(logits):
+    """argmax per face; a face with a non-finite logit predicts -1 (always wrong)."""
+    import numpy as np
 
-    from udc.sdk.bench import bench_runtime_isolated as bench_runtime  # each row in its own process
+    a = np.asarray(logits, np.float64)
+    return np.where(np.isfinite(a).all(1), a.argmax(1), -1)
+
+
+# ------------------------------------------------------------------------------------------ host compute floor
+def gemm_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5) -> dict:
+    """The best fp32 GEMM rate ``torch.mm`` reaches on this CPU at ``threads`` (best of ``reps`` per size):
+    ``{"gmacs": 1e9 multiply-adds / s, "gflops", "size", "threads"}``."""
+    import torch
+
+    if threads < 1 or reps < 1 or not sizes:
+        raise ValueError("gemm_peak needs threads >= 1, reps >= 1 and at least one size")
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    best, best_n = 0.0, None
+    try:
+        for n in sizes:
+            a, b = torch.randn(n, n), torch.randn(n, n)
+            torch.mm(a, b)  # warm-up (packing buffers, thread pool)
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                torch.mm(a, b)
+                dt = time.perf_counter() - t0
+                rate = n ** 3 / dt / 1e9
+                if rate > best:
+                    best, best_n = rate, n
+    finally:
+        torch.set_num_threads(old)
+    return {"gmacs": best, "gflops": 2 * best, "size": best_n, "threads": int(threads), "dtype": "fp32"}
+
+
+def compute_floor_ms(macs: float, gmacs: float) -> float:
+    """Milliseconds the model's MACs take at the measured GEMM peak; refuses what cannot be a floor."""
+    if not (macs and macs > 0 and math.isfinite(macs)):
+        raise ValueError(f"MACs {macs!r}: a compute floor needs a positive count")
+    if not (gmacs and gmacs > 0 and math.isfinite(gmacs)):
+        raise ValueError(f"GEMM peak {gmacs!r} GMAC/s: not a measured rate")
+    return macs / (gmacs * 1e9) * 1e3
+
+
+# ------------------------------------------------------------------------------------------ targets (fail closed)
+def _num(v) -> float | None:
+    return None if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) else float(v)
+
+
+def check(target: str, ok: bool | None, measured: str) -> dict:
+    """One target line; ``ok`` None (not measurable) is a miss, never a pass."""
+    return {"target": target, "met": bool(ok) if ok is not None else False, "measured": measured}
+
+
+def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool) -> list[dict]:
+    """The issue-16 targets over one table's rows (keyed by ``row["key"]``). Missing rows, NaN or missing
+    numbers, agreement on synthetic faces: the target is *not met*, and the line says why."""
+    by = {r["key"]: r for r in rows}
+
+    def p50(key):
+        r = by.get(key)
+        return _num(r["p50_ms"]) if r else None
+
+    out = []
+    ets = [(k, p50(k)) for k in ("executorch:int8", "executorch:int8:fused") if p50(k) is not None]
+    et8_key, et8 = min(ets, key=lambda kv: kv[1]) if ets else (None, None)
+    peers = [(k, p50(k)) for k in TUNED_PEERS if p50(k) is not None]
+    missing = [k for k in TUNED_PEERS if p50(k) is None]
+    name = "ExecuTorch int8 >= 1.2x faster than the best tuned peer, top-1 agreement >= 99 % on real faces"
+    if et8 is None or not peers:
+        out.append(check(name, None, "not measured: " + ("no ExecuTorch int8 row" if et8 is None else "no peer ran")))
+    else:
+        bk, bp = min(peers, key=lambda kv: kv[1])
+        agree = _num(by[et8_key].get("top1_agreement"))
+        speed = bp / et8
+        why = [f"{et8_key} {et8:.2f} ms vs best peer {bk} {bp:.2f} ms = {speed:.2f}x",
+               f"agreement {'NaN' if agree is None else f'{100 * agree:.1f} %'}"
+               + ("" if real_faces else " (synthetic faces: not the real-face check)")]
+        if missing:
+            why.append("peers not run: " + ", ".join(missing))
+        out.append(check(name, speed >= 1.2 and agree is not None and agree >= 0.99 and real_faces, "; ".join(why)))
+    et32 = min((v for v in (p50("executorch:fp32"), p50("executorch:fp32:fused")) if v is not None), default=None)
+    name = "ExecuTorch fp32 within 1.5x of the host compute floor"
+    fl = _num(floor_ms)
+    out.append(check(name, None if et32 is None or fl is None else et32 <= 1.5 * fl,
+                     "not measured" if et32 is None or fl is None else f"{et32:.2f} ms = {et32 / fl:.2f}x the floor "
+                                                                         f"{fl:.2f} ms"))
+    s8, s32 = (_num(by[k]["size_mb"]) if k in by else None for k in ("executorch:int8", "executorch:fp32"))
+    name = "int8 bundle <= 30 % of fp32"
+    out.append(check(name, None if s8 is None or not s32 else s8 <= 0.30 * s32,
+                     "not measured" if s8 is None or not s32 else f"{s8:.2f} / {s32:.2f} MB = {100 * s8 / s32:.1f} %"))
+    for q in ("int8", "fp32"):
+        sep, fus = p50(f"executorch:{q}"), p50(f"executorch:{q}:fused")
+        name = f"--fuse >= 1.2x faster than four programs (ExecuTorch {q})"
+        out.append(check(name, None if sep is None or fus is None else sep / fus >= 1.2,
+                         "not measured" if sep is None or fus is None else
+                         f"{sep:.2f} vs {fus:.2f} ms = {sep / fus:.2f}x" + ("" if sep / fus >= 1.2 else
+                                                                               " (no ETDump taken: README)")))
+    ex = _num(by["executorch:int8"]["export_s"]) if "executorch:int8" in by else None
+    out.append(check("export of the int8 bundle <= 5 min", None if ex is None else ex <= 300,
+                     "not measured (reused bundle or export failed)" if ex is None else f"{ex:.0f} s (with --fuse)"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ children
+def litert_python(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("UDC_LITERT_PYTHON") or LITERT_ENV / "bin" / "python")
+
+
+def litert_problem(python: Path) -> str | None:
+    """Why the LiteRT rows cannot run (``None``: they can): the second environment is missing or broken."""
+    if not python.is_file():
+        return f"not installed: {LITERT_INSTALL} (litert-torch cannot co-install with the pins; {python} missing)"
+    res = subprocess.run([str(python), "-c", "import litert_torch, ai_edge_litert.interpreter, udc.sdk"],
+                         capture_output=True, text=True, env={**os.environ, "TORCHAO_FORCE_SKIP_LOADING_SO_FILES": "1"})
+    if res.returncode:
+        last = (res.stderr.strip().splitlines() or ["import failed"])[-1][:120]
+        return f"not installed: {LITERT_INSTALL} ({python}: {last})"
+    return None
+
+
+def run_child(spec: dict, python: str | Path | None = None, timeout: float | None = None) -> dict:
+    """One row in its own process; ``{"error": ...}`` when it failed (the row's status, never a crash)."""
+    env = {**os.environ, "TORCHAO_FORCE_SKIP_LOADING_SO_FILES": "1"}
+    try:
+        res = subprocess.run([str(python or sys.executable), str(CHILD), json.dumps(spec)], stdout=subprocess.PIPE,
+                             stderr=None, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in res.stdout.splitlines():
+        if line.startswith(CHILD_MARK):
+            return json.loads(line[len(CHILD_MARK):])
+    return {"error": f"exited with code {res.returncode} without a result (--verbose shows why)"}
+
+
+def save_faces(path: Path, faces) -> Path:
+    import numpy as np
+
+    if len(faces.crops) == 0:
+        raise ValueError("no faces to score agreement on")
+    np.savez(path, crops=faces.crops, landmarks=faces.landmarks)
+    return path
+
+
+def _new_row(key: str, family: str) -> dict:
+    label, runtime, _, quant, _ = PEERS[key]
+    return {"key": key, "family": family, "format": label, "runtime": runtime, "quant": quant, "size_mb": None,
+            "export_s": None, "top1_agreement": None, "cosine": None, "accuracy": None, "uar": None,
+            "p50_ms": None, "p90_ms": None, "sdk_overhead_pct": None, "peak_rss_mb": None, "vs_torch_fp32": None,
+            "status": "ok", "notes": None}
+
+
+def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str | None, faces, acc=None) -> list[dict]:
+    """Every wanted row (the torch eager reference first) for one model; agreement/accuracy scored here from the
+    logits each row's process wrote for ``faces``."""
+    import numpy as np
+
     from udc.sdk.bundle import load_bundle
-    from udc.sdk.quiet import quiet_native
-    from udc.sdk.parity_run import host_parity
-    from udc.sdk.runtimes import TARGET_RUNTIME, runtime_problem
+    from udc.sdk.runtimes import runtime_problem
 
-    results, faces, torch_row = [], None, None
     name = f"{family} {config}" if not checkpoint else f"{family} {checkpoint}"
-    for target, quant in wanted:
-        runtime = TARGET_RUNTIME[target]
-        why = runtime_problem(runtime, target)
-        row = {"family": family, "format": target, "runtime": runtime, "quant": quant, "size_mb": None,
-               "top1_agreement": None, "cosine": None, "p50_ms": None, "sdk_overhead_pct": None,
-               "vs_torch_fp32": None, "export_s": None, "accuracy": None, "uar": None, "peak_rss_mb": None,
-               "status": "ok"}
-        results.append(row)
+    work = args.out / f"{family}-{config if not checkpoint else Path(checkpoint).stem}"
+    work.mkdir(parents=True, exist_ok=True)
+    faces_npz = save_faces(work / "faces.npz", faces)
+    keys = [REFERENCE] + [k for k in wanted if k != REFERENCE]
+    if family != "lrdif":  # one program already: no fused rows
+        keys = [k for k in keys if not k.endswith(":fused")]
+    bundles: dict[tuple[str, str], tuple[Path | None, str | None, float | None]] = {}
+
+    def bundle(target: str, quant: str):
+        if (target, quant) not in bundles:
+            print(f"[{name} {target} {quant}] export{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr,
+                  flush=True)
+            fuse = target == "executorch" and family == "lrdif"  # one bundle, run as four programs and fused
+            bundles[(target, quant)] = export(args.out, target, quant, args, family, config, checkpoint, fuse)
+        return bundles[(target, quant)]
+
+    lit_py = litert_python(args.litert_python)
+    lit_why = None
+    if any(PEERS[k][4].get("litert") for k in keys):
+        lit_why = litert_problem(lit_py)
+    rows, logits = [], {}
+
+    def one(key: str, row: dict) -> None:
+        _, runtime, target, quant, opt = PEERS[key]
+        if key == REFERENCE:
+            row["status"] = "reference"
+        why = lit_why if opt.get("litert") else runtime_problem(runtime, target)
         if why is not None:
-            row["status"] = f"not run here: {why.split(';')[0]}"
-            continue
-        print(f"[{name} {target} {quant}] export{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr, flush=True)
-        path, err, secs = export(args.out, target, quant, args, family, config, checkpoint)
-        row["export_s"] = round(secs, 1)
+            row["status"] = why if why.startswith("not installed") else f"not run here: {why.split(';')[0]}"
+            return
+        src_quant = "fp32" if runtime in ("torch", "litert") else quant  # torch/LiteRT: the fp32 bundle's model
+        path, err, secs = bundle(target, src_quant)
         if err:
             row["status"] = err
-            continue
-        b = load_bundle(path)
-        if faces is None:
-            faces = synthetic_faces(args.n, int(b.manifest["preprocessing"]["crop_size"]), seed=args.seed)
-        print(f"[{name} {target} {quant}] parity on {len(faces)} faces ...", file=sys.stderr, flush=True)
-        with quiet_native():  # ExecuTorch's cpuinfo lines while the runtime loads
-            par = host_parity(b, faces, runtime, threads=args.threads, seed=args.seed, progress=False)
-        row["size_mb"] = sum(c["size_bytes"] for n, c in b.manifest["components"].items() if n != "pipeline") / 1e6
-        row["top1_agreement"] = par["end_to_end"]["top1_agreement"]
-        row["cosine"] = par["end_to_end"]["cosine"]
-        row["parity_passed"] = par["passed"]
-        if torch_row is None:  # the reference, measured in this same run (on the first bundle's reference model)
-            print(f"[{name} torch eager fp32] bench ...", file=sys.stderr, flush=True)
-            tb = bench_runtime(path, "torch", args.warmup, args.iters, args.threads, progress=False)
-            torch_row = {"family": family, "format": "pytorch (eager)", "runtime": "torch", "quant": "fp32",
-                         "size_mb": None, "top1_agreement": 1.0, "cosine": 1.0,
-                         "p50_ms": tb["latency_ms"]["end_to_end"]["p50"], "sdk_overhead_pct": tb["sdk_overhead_pct"],
-                         "peak_rss_mb": tb["memory_mb"]["peak_rss"],
-                         "vs_torch_fp32": 1.0, "export_s": None, "accuracy": None, "uar": None, "status": "reference"}
-            if acc_faces is not None:
-                torch_row["accuracy"], torch_row["uar"] = bundle_accuracy(path, "torch", *acc_faces[:3],
-                                                                           args.threads)
-        print(f"[{name} {target} {quant}] bench ...", file=sys.stderr, flush=True)
-        rb = bench_runtime(path, runtime, args.warmup, args.iters, args.threads, progress=False)
-        row["p50_ms"] = rb["latency_ms"]["end_to_end"]["p50"]
-        row["sdk_overhead_pct"] = rb["sdk_overhead_pct"]
-        row["peak_rss_mb"] = rb["memory_mb"]["peak_rss"]
-        if acc_faces is not None:
-            print(f"[{name} {target} {quant}] accuracy on {len(acc_faces[1]) + len(acc_faces[2])} faces ...",
-                  file=sys.stderr, flush=True)
-            row["accuracy"], row["uar"] = bundle_accuracy(path, runtime, *acc_faces[:3], args.threads)
-    rows = ([torch_row] if torch_row else []) + results
-    ref = torch_row["p50_ms"] if torch_row else None
-    for r in rows:
-        if ref and r["p50_ms"]:
-            r["vs_torch_fp32"] = ref / r["p50_ms"]
-    return rows, faces
+            return
+        m = load_bundle(path, verify=False).manifest
+        comps = m["components"]
+        if runtime not in ("torch", "litert"):
+            row["export_s"] = None if secs is None else round(secs, 1)
+            if opt.get("fused") and "pipeline" not in comps:
+                row["status"] = f"{path.name} has no fused 'pipeline' program (export it with --fuse)"
+                return
+            picked = ["pipeline"] if opt.get("fused") else [n for n in comps if n != "pipeline"]
+            row["size_mb"] = sum(comps[n]["size_bytes"] for n in picked) / 1e6
+        out_logits = work / f"logits-{key.replace(':', '-')}.npy"
+        base = {"bundle": str(path), "threads": args.threads, "warmup": args.warmup, "iters": args.iters,
+                "faces": str(faces_npz), "logits_out": str(out_logits), "quant": quant}
+        if opt.get("litert"):
+            tfl = work / f"litert-{quant}.tflite"
+            print(f"[{name} {key}] litert-torch convert ...", file=sys.stderr, flush=True)
+            ex = run_child({**base, "kind": "litert-export", "checkpoint": checkpoint, "tflite": str(tfl),
+                            "calib": args.calib, "calib_n": args.calib_n, "eval_n": args.eval_n, "seed": args.seed},
+                           lit_py)
+            if "error" in ex:
+                row["status"] = f"convert failed: {ex['error']}"
+                return
+            row["export_s"], row["size_mb"], row["notes"] = round(ex["export_s"], 1), ex["size_mb"], ex["how"]
+            print(f"[{name} {key}] bench ...", file=sys.stderr, flush=True)
+            res = run_child({**base, "kind": "litert", "tflite": str(tfl), "inputs": ex["inputs"]}, lit_py)
+        else:
+            print(f"[{name} {key}] bench ...", file=sys.stderr, flush=True)
+            res = run_child({**base, "kind": "sdk", "runtime": runtime, "fused": bool(opt.get("fused")),
+                             "compile": bool(opt.get("compile")), "ort_tuning": bool(opt.get("ort_tuning"))})
+        if "error" in res:
+            row["status"] = f"failed: {res['error']}"
+            return
+        row.update({k: res.get(k) for k in ("p50_ms", "p90_ms", "sdk_overhead_pct", "peak_rss_mb")})
+        if opt.get("compile"):
+            row["export_s"] = round(res["first_call_ms"] / 1e3, 1) if res.get("first_call_ms") else None
+            row["notes"] = "export s = compile (first call)"
+        if res.get("ort"):
+            graphs = res["ort"].get("graphs") or {}
+            row["notes"] = "; ".join(f"{g}: {v['transformer_optimizer']}" for g, v in graphs.items()) or None
+        logits[key] = np.load(out_logits)
+    for key in keys:
+        row = _new_row(key, family)
+        rows.append(row)
+        try:
+            one(key, row)
+        except Exception as e:  # noqa: BLE001 - one failing row must not hide the others
+            row["status"] = f"failed: {type(e).__name__}: {e}".splitlines()[0][:160]
+    ref = logits.get(REFERENCE)
+    ref_p50 = _num(rows[0]["p50_ms"])
+    for row in rows:
+        lg = logits.get(row["key"])
+        if lg is not None and ref is not None:
+            row["top1_agreement"] = top1_agreement(lg, ref)
+            row["cosine"] = mean_cosine(lg, ref)
+        if lg is not None and acc is not None:
+            row["accuracy"], row["uar"] = scores(predictions(lg), acc[1], acc[2])
+        p = _num(row["p50_ms"])
+        if ref_p50 and p:
+            row["vs_torch_fp32"] = ref_p50 / p
+    return rows
 
 
-def main() -> int:
+def floor_row(family: str, floor_ms: float | None, peak: dict, ref_p50: float | None) -> dict:
+    row = _new_row(REFERENCE, family)
+    row.update({"key": "floor", "format": "host compute floor", "runtime": "-", "quant": "fp32", "p50_ms": floor_ms,
+                "vs_torch_fp32": (ref_p50 / floor_ms) if ref_p50 and floor_ms else None,
+                "status": f"MACs / fp32 GEMM peak {peak['gmacs']:.1f} GMAC/s (torch.mm {peak['size']}^2, "
+                          f"{peak['threads']} thr)"})
+    return row
+
+
+def format_tables(report: dict) -> str:
+    def f(v, spec, scale=1.0):
+        v = _num(v) if v is not None else None
+        return "-" if v is None else format(v * scale, spec)
+
+    info, peak, out = report["host"], report["gemm_peak"], []
+    for t in report["tables"]:
+        cols = ["row", "quant", "size MB", "export s", "top-1 agree %", "cosine", "accuracy %", "UAR %", "p50 ms",
+                "p90 ms", "peak RSS MB", "vs torch fp32", "status"]
+        body = [[r["format"], r["quant"], f(r["size_mb"], ".2f"), f(r["export_s"], ".1f"),
+                 f(r["top1_agreement"], ".1f", 100), f(r["cosine"], ".5f"), f(r["accuracy"], ".1f", 100),
+                 f(r["uar"], ".1f", 100), f(r["p50_ms"], ".2f"), f(r["p90_ms"], ".2f"), f(r["peak_rss_mb"], ".0f"),
+                 f(r["vs_torch_fp32"], ".2f") + ("x" if _num(r["vs_torch_fp32"]) else ""), r["status"]]
+                for r in t["rows"]]
+        src = f"checkpoint {t['checkpoint']}" if t["checkpoint"] else f"RANDOM INIT (seed {report['seed']})"
+        title = (f"udc compare: {t['family']} {t['config']} ({src}), {t['params'] / 1e6:.3f} M params, "
+                 f"{t['macs'] / 1e6:.1f} M MACs | host: {info['cpu']}, {info['system']}, fp32 GEMM peak "
+                 f"{peak['gmacs']:.1f} GMAC/s ({peak['gflops']:.1f} GFLOP/s) at {report['threads']} thread(s) | every "
+                 f"row {report['threads']} thread(s), own process | p50/p90 of {report['iters']} runs after "
+                 f"{report['warmup']} warm-up | agreement with torch eager fp32 on {t['faces']} {t['faces_kind']}"
+                 + (f" | accuracy on all {t['accuracy_faces']} test faces (failed faces scored wrong)"
+                    if t["accuracy_faces"] else ""))
+        out.append(format_table(cols, body, title=title))
+        for r in t["rows"]:
+            if r.get("notes"):
+                out.append(f"  {r['key']}: {r['notes']}")
+        for c in t["checks"]:
+            out.append(f"  [{'met' if c['met'] else 'NOT met'}] {c['target']}: {c['measured']}")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="mobile", choices=["tiny", "mobile", "paper"])
-    ap.add_argument("--checkpoint", default=None, help="export this LRDif checkpoint instead of a random-init model")
+    ap.add_argument("--config", default="mobile", choices=["tiny", "mobile", "paper", "fer"])
+    ap.add_argument("--checkpoint", default=None, help="a trained LRDif checkpoint (else a random init, labelled so)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=100)
-    ap.add_argument("--n", type=int, default=200, help="faces for the top-1 agreement")
+    ap.add_argument("--n", type=int, default=200, help="synthetic faces for the agreement when no --accuracy-data")
+    ap.add_argument("--calib", default=None, help="dataset whose train faces calibrate the int8 exports (else synthetic)")
     ap.add_argument("--calib-n", type=int, default=256)
     ap.add_argument("--eval-n", type=int, default=64, help="faces for the export's own parity report")
     ap.add_argument("--out", type=Path, default=Path("runs/compare"))
-    ap.add_argument("--reuse", action="store_true", help="reuse bundles already in --out")
-    ap.add_argument("--rows", default=None,
-                    help="only these target:quant rows, comma-separated (e.g. executorch:int8,onnx:int8); default all")
+    ap.add_argument("--reuse", action="store_true", help="reuse bundles already in --out (export time: not measured)")
+    ap.add_argument("--rows", default=None, help=f"only these rows, comma-separated; known: {', '.join(PEERS)}")
+    ap.add_argument("--litert-python", default=None,
+                    help=f"python of the LiteRT environment (default $UDC_LITERT_PYTHON or {LITERT_ENV}/bin/python)")
     ap.add_argument("--ddamfn", default=None, choices=["tiny", "paper"],
                     help="also benchmark DDAMFN of this config (a second table)")
     ap.add_argument("--ddamfn-checkpoint", default=None, help="export this DDAMFN checkpoint instead of a random init")
     ap.add_argument("--only-ddamfn", action="store_true", help="skip the LRDif table")
     ap.add_argument("--accuracy-data", default=None,
-                    help="dataset (e.g. the synthetic UDC set) whose test split gives each checkpoint's bundle accuracy")
-    ap.add_argument("--accuracy-n", type=int, default=None, help="at most this many test faces for --accuracy-data")
+                    help="a dataset udc reads (e.g. FER2013 layout): its test faces give agreement (and, with a "
+                         "checkpoint, accuracy)")
+    ap.add_argument("--accuracy-n", type=int, default=None, help="at most this many test faces of --accuracy-data")
+    ap.add_argument("--gemm-sizes", default="512,1024,2048",
+                    help="square fp32 GEMM sizes for the host's peak (the best of 5 runs each is the peak)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="also show third-party log lines (ExecuTorch, absl, torchao)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from udc.sdk.quiet import setup
 
     setup(args.verbose)
@@ -297,10 +584,12 @@ def main() -> int:
         args.ddamfn = "paper"  # the table label only: the checkpoint carries its config
     if args.only_ddamfn and not args.ddamfn:
         ap.error("--only-ddamfn needs --ddamfn tiny|paper (or --ddamfn-checkpoint)")
-    wanted = ROWS if not args.rows else [tuple(r.split(":", 1)) for r in args.rows.split(",")]
-    unknown = [w for w in wanted if w not in ROWS]
-    if unknown:
-        ap.error(f"unknown rows {unknown}; known: {', '.join(t + ':' + q for t, q in ROWS)}")
+    if args.threads < 1 or args.iters < 1 or args.warmup < 0 or args.n < 1:
+        ap.error("--threads, --iters and --n must be >= 1, --warmup >= 0")
+    wanted = list(PEERS) if not args.rows else [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [w for w in wanted if w not in PEERS]
+    if unknown or not wanted:
+        ap.error(f"unknown rows {unknown}; known: {', '.join(PEERS)}")
 
     import torch
 
@@ -308,82 +597,50 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    print(f"[host] fp32 GEMM peak at {args.threads} thread(s) ...", file=sys.stderr, flush=True)
+    peak = gemm_peak(args.threads, sizes=tuple(int(v) for v in args.gemm_sizes.split(",") if v.strip()))
     models = [] if args.only_ddamfn else [("lrdif", args.config, args.checkpoint)]
     if args.ddamfn:
         models.append(("ddamfn", args.ddamfn, args.ddamfn_checkpoint))
     tables = []
     for family, config, ckpt in models:
         params, macs = model_size(family, config, ckpt)
-        acc = None
-        if args.accuracy_data and ckpt:
+        if ckpt:
             from udc.sdk.checkpoint import load_checkpoint
 
             crop = load_checkpoint(ckpt).cfg.image_size
-            acc = labelled_faces(args.accuracy_data, crop, args.accuracy_n)
-        rows, faces = run_rows(wanted, args, family, config, ckpt, acc)
-        tables.append({"family": family, "config": config, "checkpoint": ckpt, "params": params, "macs": macs,
-                       "faces": len(faces) if faces is not None else 0,
-                       "accuracy_faces": len(acc[1]) + len(acc[2]) if acc is not None else 0,
-                       "accuracy_landmark_paths": acc[3] if acc is not None else None, "rows": rows})
-    def find(rows, fmt, q):
-        return next((r for r in rows if r["format"] == fmt and r["quant"] == q and r["p50_ms"]), None)
+        else:
+            from udc.sdk.model_registry import get_model_config
 
-    info = host_info(args.threads)
-    for t in tables:
-        checks, rows = [], t["rows"]
-        ref = next((r["p50_ms"] for r in rows if r["status"] == "reference"), None)
-        et8, ort8 = find(rows, "executorch", "int8"), find(rows, "onnx", "int8")
-        if et8 and ref:
-            checks.append(("ExecuTorch int8 >= 2x faster than torch eager fp32", et8["vs_torch_fp32"] >= 2.0,
-                           f"{et8['vs_torch_fp32']:.2f}x"))
-        if et8 and ort8:
-            checks.append(("ExecuTorch int8 no slower than ONNX Runtime int8", et8["p50_ms"] <= ort8["p50_ms"],
-                           f"{et8['p50_ms']:.2f} vs {ort8['p50_ms']:.2f} ms"))
-        worst = max((r["sdk_overhead_pct"] for r in rows if r["sdk_overhead_pct"] is not None), default=None)
-        if worst is not None:
-            checks.append(("SDK overhead < 10 % of model time (worst row)", worst < 10.0, f"{worst:.1f} %"))
-        t["checks"] = [{"target": c, "met": ok, "measured": m} for c, ok, m in checks]
-    report = {"host": info, "warmup": args.warmup, "iters": args.iters, "tables": tables}
-    if not args.only_ddamfn:  # the keys of the LRDif-only report, kept
-        first = tables[0]
-        report.update({"config": args.config, "checkpoint": args.checkpoint, "faces": first["faces"],
-                       "rows": first["rows"], "checks": first["checks"]})
+            crop = get_model_config(family, config).image_size
+        acc = None
+        if args.accuracy_data:
+            acc = labelled_faces(args.accuracy_data, crop, args.accuracy_n)
+            faces, kind = acc[0], f"real test faces of {args.accuracy_data}"
+            if len(faces) == 0:
+                raise SystemExit(f"--accuracy-data {args.accuracy_data}: no test face could be aligned")
+        else:
+            faces, kind = synthetic_faces(args.n, crop, seed=args.seed), "SYNTHETIC faces (not real)"
+        rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None)
+        ref_p50 = _num(rows[0]["p50_ms"])
+        try:
+            fl = compute_floor_ms(macs, peak["gmacs"])
+        except ValueError:
+            fl = None
+        rows.append(floor_row(family, fl, peak, ref_p50))
+        tables.append({"family": family, "config": config, "checkpoint": ckpt, "params": params, "macs": macs,
+                       "faces": len(faces), "faces_kind": kind, "real_faces": acc is not None,
+                       "accuracy_faces": (len(acc[1]) + len(acc[2])) if (acc is not None and ckpt) else 0,
+                       "accuracy_landmark_paths": acc[3] if acc is not None else None, "floor_ms": fl,
+                       "rows": rows, "checks": evaluate_targets(rows, fl, acc is not None)})
+    report = {"host": host_info(args.threads), "gemm_peak": peak, "threads": args.threads, "seed": args.seed,
+              "warmup": args.warmup, "iters": args.iters, "tables": tables}
     if args.json:
         from udc.sdk.table import dumps_json
 
         print(dumps_json(report))
-        return 0
-
-    def f(v, spec):
-        return "-" if v is None else format(v, spec)
-
-    for t in tables:
-        acc = t["accuracy_faces"] > 0
-        cols = ["format", "runtime", "quant", "size MB", "top-1 agree", "cosine", "p50 ms", "SDK ovh %", "vs torch fp32",
-                "peak RSS MB"]
-        cols += ["accuracy %", "UAR %"] if acc else []
-        body = []
-        for r in t["rows"]:
-            row = [r["format"], r["runtime"], r["quant"], f(r["size_mb"], ".2f"),
-                   f(None if r["top1_agreement"] is None else 100 * r["top1_agreement"], ".1f"), f(r["cosine"], ".5f"),
-                   f(r["p50_ms"], ".2f"), f(r["sdk_overhead_pct"], ".1f"),
-                   f(r["vs_torch_fp32"], ".2f") + ("x" if r["vs_torch_fp32"] else ""), f(r.get("peak_rss_mb"), ".0f")]
-            if acc:
-                row += [f(None if r["accuracy"] is None else 100 * r["accuracy"], ".1f"),
-                        f(None if r["uar"] is None else 100 * r["uar"], ".1f")]
-            body.append(row + [r["status"]])
-        src = "checkpoint " + t["checkpoint"] if t["checkpoint"] else "random init, seed %d" % args.seed
-        title = (f"udc compare: {t['family']} {t['config']} ({src}), {t['params'] / 1e6:.3f} M params, "
-                 f"{t['macs'] / 1e6:.1f} M MACs; {info['cpu']}, {args.threads} thread(s) for every row, each row's bench "
-                 f"in its own process (peak RSS its own), model time = the runtime's execute alone, {platform.system()}; p50 of "
-                 f"{args.iters} runs after {args.warmup} warm-up; top-1 agreement on {t['faces']} synthetic faces"
-                 + (f"; accuracy on all {t['accuracy_faces']} test faces of {args.accuracy_data} (landmarks: "
-                    + ", ".join(f"{v} {k}" for k, v in t["accuracy_landmark_paths"].items() if v or k == "failed")
-                    + "; failed faces scored as wrong)" if acc else ""))
-        print(format_table(cols + ["status"], body, title=title))
-        for c in t["checks"]:
-            print(f"  [{'met' if c['met'] else 'NOT met'}] {c['target']}: {c['measured']}")
-        print()
+    else:
+        print(format_tables(report))
     return 0
 
 

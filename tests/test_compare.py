@@ -1,0 +1,214 @@
+"""benchmarks/compare.py (issue 16): the fail-closed scoring, the host compute floor, the targets, the LiteRT
+status row and the tuned ONNX Runtime sessions. Each checker is shown failing."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def cmp():
+    spec = importlib.util.spec_from_file_location("udc_compare_16", ROOT / "benchmarks" / "compare.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# --------------------------------------------------------------------------- agreement, cosine, predictions
+def test_top1_agreement_counts_and_fails_closed(cmp):
+    ref = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    assert cmp.top1_agreement(ref, ref) == 1.0
+    assert cmp.top1_agreement([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]], ref) == pytest.approx(2 / 3)
+    nan = ref.copy()
+    nan[0, 1] = np.nan  # argmax would still say class 0 (= the reference): a NaN face must disagree
+    assert cmp.top1_agreement(nan, ref) == pytest.approx(2 / 3)
+    assert cmp.top1_agreement(ref, nan) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        cmp.top1_agreement(np.zeros((0, 7)), np.zeros((0, 7)))  # no faces: no number
+    with pytest.raises(ValueError):
+        cmp.top1_agreement(np.zeros((3, 7)), np.zeros((2, 7)))
+
+
+def test_cosine_and_predictions_fail_closed(cmp):
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert cmp.mean_cosine(a, a) == pytest.approx(1.0)
+    b = a.copy()
+    b[1, 0] = np.inf
+    assert math.isnan(cmp.mean_cosine(b, a))
+    with pytest.raises(ValueError):
+        cmp.mean_cosine(np.zeros((0, 2)), np.zeros((0, 2)))
+    pred = cmp.predictions([[0.1, 0.9], [np.nan, 5.0]])
+    assert pred.tolist() == [1, -1]
+    acc, _ = cmp.scores(pred, [1, 1], [])
+    assert acc == 0.5  # the NaN face is wrong, not dropped
+
+
+# --------------------------------------------------------------------------- host compute floor
+def test_gemm_peak_and_floor(cmp):
+    peak = cmp.gemm_peak(1, sizes=(64, 128), reps=2)
+    assert peak["gmacs"] > 0 and math.isfinite(peak["gmacs"]) and peak["gflops"] == pytest.approx(2 * peak["gmacs"])
+    assert peak["size"] in (64, 128) and peak["threads"] == 1
+    assert cmp.compute_floor_ms(2e9, 100.0) == pytest.approx(20.0)  # 2 GMACs at 100 GMAC/s
+    with pytest.raises(ValueError):
+        cmp.gemm_peak(0)
+
+
+@pytest.mark.parametrize("macs,gmacs", [(0, 10.0), (float("nan"), 10.0), (1e9, 0.0), (1e9, float("nan")),
+                                        (None, 10.0), (1e9, float("inf"))])
+def test_compute_floor_refuses_what_is_not_a_floor(cmp, macs, gmacs):
+    with pytest.raises(ValueError):
+        cmp.compute_floor_ms(macs, gmacs)
+
+
+# --------------------------------------------------------------------------- targets
+def _rows(cmp, **over):
+    """A table where every target is met; ``over``: key -> {field: value} changes."""
+    spec = {
+        "torch:fp32": {"p50_ms": 50.0}, "torch-compile:fp32": {"p50_ms": 40.0},
+        "executorch:fp32": {"p50_ms": 20.0, "size_mb": 100.0}, "executorch:fp32:fused": {"p50_ms": 15.0},
+        "executorch:int8": {"p50_ms": 12.0, "size_mb": 26.0, "top1_agreement": 0.995, "export_s": 120.0},
+        "executorch:int8:fused": {"p50_ms": 8.0, "top1_agreement": 0.995},
+        "onnx:fp32": {"p50_ms": 30.0}, "onnx:int8": {"p50_ms": 25.0},
+        "litert:fp32": {"p50_ms": 22.0}, "litert:int8": {"p50_ms": 11.0},
+    }
+    rows = []
+    for key, vals in spec.items():
+        r = cmp._new_row(key, "lrdif")
+        r.update(vals)
+        r.update(over.get(key.replace(":", "_").replace("-", "_"), {}))
+        rows.append(r)
+    return rows
+
+
+def test_targets_all_met(cmp):
+    checks = cmp.evaluate_targets(_rows(cmp), floor_ms=14.0, real_faces=True)
+    assert len(checks) == 6 and all(c["met"] for c in checks), checks
+
+
+@pytest.mark.parametrize("over,floor,real,missed", [
+    # ExecuTorch int8 vs the best peer: too slow (LiteRT int8 at 9 ms), NaN agreement, < 99 %, synthetic faces
+    ({"litert_int8": {"p50_ms": 9.0}}, 14.0, True, "ExecuTorch int8 >= 1.2x faster than the best tuned peer"),
+    ({"executorch_int8_fused": {"top1_agreement": float("nan")}}, 14.0, True,
+     "ExecuTorch int8 >= 1.2x faster than the best tuned peer"),
+    ({"executorch_int8_fused": {"top1_agreement": 0.98}}, 14.0, True,
+     "ExecuTorch int8 >= 1.2x faster than the best tuned peer"),
+    ({}, 14.0, False, "ExecuTorch int8 >= 1.2x faster than the best tuned peer"),
+    ({"executorch_int8": {"p50_ms": None}, "executorch_int8_fused": {"p50_ms": float("nan")}}, 14.0, True,
+     ("ExecuTorch int8 >= 1.2x faster than the best tuned peer", "--fuse >= 1.2x faster than four programs (ExecuTorch int8")),
+    # ExecuTorch fp32 vs the floor: too slow, no floor, NaN floor
+    ({}, 9.0, True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
+    ({}, None, True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
+    ({}, float("nan"), True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
+    # sizes
+    ({"executorch_int8": {"size_mb": 31.0}}, 14.0, True, "int8 bundle <= 30 % of fp32"),
+    ({"executorch_int8": {"size_mb": None}}, 14.0, True, "int8 bundle <= 30 % of fp32"),
+    # --fuse
+    ({"executorch_int8": {"p50_ms": 9.0}}, 14.0, True, "--fuse >= 1.2x faster than four programs"),
+    # export time: too long, not measured (reused bundle)
+    ({"executorch_int8": {"export_s": 301.0}}, 14.0, True, "export of the int8 bundle <= 5 min"),
+    ({"executorch_int8": {"export_s": None}}, 14.0, True, "export of the int8 bundle <= 5 min"),
+])
+def test_each_target_fails_closed(cmp, over, floor, real, missed):
+    checks = cmp.evaluate_targets(_rows(cmp, **over), floor_ms=floor, real_faces=real)
+    bad = [c for c in checks if not c["met"]]
+    assert bad and all(c["target"].startswith(missed) for c in bad), checks
+    assert all(c["measured"] for c in bad)
+
+
+def test_targets_with_no_rows_are_all_missed(cmp):
+    checks = cmp.evaluate_targets([], floor_ms=None, real_faces=True)
+    assert checks and not any(c["met"] for c in checks)
+    assert all("not measured" in c["measured"] for c in checks)
+
+
+def test_missing_peers_are_named(cmp):
+    rows = [r for r in _rows(cmp) if not r["key"].startswith("litert")]
+    line = cmp.evaluate_targets(rows, 14.0, True)[0]["measured"]
+    assert "peers not run: litert:fp32, litert:int8" in line
+
+
+# --------------------------------------------------------------------------- LiteRT status, children, table
+def test_litert_not_installed_is_a_status_with_one_command(cmp, tmp_path):
+    why = cmp.litert_problem(tmp_path / "no-such-env" / "bin" / "python")
+    assert why.startswith("not installed: make litert-env")
+    broken = tmp_path / "python"  # a python without litert_torch: the import check says so
+    broken.symlink_to(sys.executable)
+    assert cmp.litert_problem(broken).startswith("not installed: make litert-env")
+
+
+def test_child_error_is_a_row_status_not_a_crash(cmp):
+    res = cmp.run_child({"kind": "no-such-kind"})
+    assert "error" in res and "no-such-kind" in res["error"]
+
+
+def test_empty_faces_refused(cmp, tmp_path):
+    from udc.sdk.parity_data import Faces
+
+    with pytest.raises(ValueError):
+        cmp.save_faces(tmp_path / "f.npz", Faces(np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0, 68, 2), np.float32),
+                                                 [], {}))
+
+
+def test_cli_refuses_bad_rows_and_counts(cmp):
+    for argv in (["--rows", "executorch:int9"], ["--rows", ","], ["--iters", "0"], ["--n", "0"]):
+        with pytest.raises(SystemExit):
+            cmp.main(argv)
+
+
+def test_table_prints_host_peak_random_init_and_floor(cmp):
+    rows = _rows(cmp)
+    rows.append(cmp.floor_row("lrdif", 14.0, {"gmacs": 50.0, "gflops": 100.0, "size": 1024, "threads": 2}, 50.0))
+    report = {"host": {"cpu": "Test CPU 9000", "system": "Linux"},
+              "gemm_peak": {"gmacs": 50.0, "gflops": 100.0, "size": 1024, "threads": 2}, "threads": 2, "seed": 0,
+              "warmup": 1, "iters": 5,
+              "tables": [{"family": "lrdif", "config": "tiny", "checkpoint": None, "params": 1e6, "macs": 7e8,
+                          "faces": 7, "faces_kind": "SYNTHETIC faces (not real)", "accuracy_faces": 0, "rows": rows,
+                          "checks": cmp.evaluate_targets(rows, 14.0, False)}]}
+    text = cmp.format_tables(report)
+    assert "Test CPU 9000" in text and "GEMM peak 50.0 GMAC/s" in text and "RANDOM INIT" in text
+    assert "host compute floor" in text and "SYNTHETIC" in text and "NOT met" in text
+
+
+# --------------------------------------------------------------------------- tuned ONNX Runtime sessions
+def _tiny_onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w")
+    g, b = numpy_helper.from_array(np.ones(8, np.float32), "g"), numpy_helper.from_array(np.zeros(8, np.float32), "b")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("LayerNormalization", ["h", "g", "b"], ["y"], axis=-1, epsilon=1e-5)]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])], [w, g, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_ort_tuning_same_outputs_and_reported(tmp_path):
+    from udc.sdk.runtimes import onnx_runtime
+    from udc.sdk.runtimes.onnx_runtime import OnnxRuntimeRunner
+
+    path = _tiny_onnx(tmp_path / "t.onnx")
+    x = np.random.default_rng(1).standard_normal((1, 4, 8)).astype(np.float32)
+    plain = OnnxRuntimeRunner(path, threads=1)({"x": x})[0]
+    try:
+        onnx_runtime.set_tuning(onnx_runtime.TUNED)
+        tuned = OnnxRuntimeRunner(path, threads=1)({"x": x})[0]
+        rep = onnx_runtime.tuning_report()
+    finally:
+        onnx_runtime.set_tuning(None)
+    np.testing.assert_allclose(tuned, plain, rtol=1e-5, atol=1e-5)
+    assert rep["tuning"]["graph_optimization_level"] == "all"
+    assert "t.onnx" in rep["graphs"] and rep["graphs"]["t.onnx"]["transformer_optimizer"]
+    assert onnx_runtime.tuning_report()["tuning"] is None  # the SDK's default sessions come back
+    with pytest.raises(ValueError):
+        onnx_runtime.set_tuning({"no_such_option": 1})
