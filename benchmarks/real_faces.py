@@ -26,13 +26,13 @@ Prints one table (plus the host and its measured fp32 GEMM peak) and writes ``OU
 per-class confusion matrix PNG of the best model (``OUT/confusion_best.png``) and one per run.
 Progress bars only when stderr is a terminal; ``--quiet`` prints the table alone.
 
-Expected duration on this 2-core CPU for FER2013 (35,887 faces) with the defaults, from measurements on a
-1,740-face subset (nice 10, machine shared with other jobs): landmarks ~25 ms CPU per face (MediaPipe; 93.6 %
-detected, 2.1 % upscaled, 4.3 % canonical, 0 failed on that subset) -> 15-35 min; the UDC twin a few minutes;
-LRDif ``fer`` stage 1 0.082 and stage 2 0.097 CPU-s per training image -> ~85 min per condition with its
-3 + 1 epochs; DDAMFN ``paper`` ~0.32 s per training image at 1 thread (README) -> 1.5-2.6 h per condition for
-one epoch; evaluation, int8 export and parity some minutes. In all about 6-8 hours; ``--models lrdif-fer``
-alone about 3.5 hours.
+Measured duration on this 2-core CPU (AMD EPYC) for FER2013 (35,887 faces), ``--models lrdif-fer
+--train-jobs 2``: landmarks 17 min (MediaPipe, ~29 ms per face); the UDC twin 11.5 min; LRDif ``fer`` trained
+on clean and on UDC faces side by side (``--train-jobs 2``, 1 thread each): stage 1 ~5-6 min and stage 2 ~5.5 min
+per epoch, 3 + 10 epochs ~ 75 min for both; the int8 export ~20 min (its per-component recipe search); parity,
+accuracy and latency of the bundle ~2 min. DDAMFN ``paper`` (112 px, 540 M MACs) costs ~150-230 ms per training
+image at 2 threads (idle machine): ~75 min per FER2013 epoch and condition, so ``--models ddamfn-paper`` adds
+~2.5 h for its default single epoch on both conditions.
 
 Numbers of an LRDif run without a CLIP checkpoint are labelled "LRDif without pretrained CLIP" (not the
 paper's model). The data and everything derived from it stay under OUT: never commit them.
