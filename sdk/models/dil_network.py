@@ -63,7 +63,8 @@ class WindowCrossAttention(nn.Module):
         bw, m, c = img.shape
         q = self.q(lm)
         if self.shared_query:  # one landmark window's query for every image window of its sample
-            q = (q.unsqueeze(1) * self.window_ones).reshape(bw, m, c)  # [B, M, C] -> [B*nW, M, C]
+            # [B, M, C] -> [B, 1, M, C] (a view: XNNPACK has no unsqueeze) * [1, nW, 1, 1] -> [B*nW, M, C]
+            q = (q.reshape(bw // self.windows, 1, m, c) * self.window_ones).reshape(bw, m, c)
         q = q.reshape(bw, m, self.heads, self.head_dim).transpose(1, 2)  # [Bw, h, M, d]
         kv = self.kv(img).reshape(bw, m, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # [2, Bw, h, M, d]
         bias = self.bias_table[self.bias_index].reshape(self.m, self.m, self.heads).permute(2, 0, 1)  # [h, M, M]
