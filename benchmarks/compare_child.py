@@ -176,16 +176,36 @@ class _LiteRTRunner:
         self.input_names = names
         self.output_names = ["logits"]
         self.model_ms: list[float] = []
+        # an int8 program takes and gives int8 tensors (scale, zero point): quantized/dequantized here, as an app does
+        self.in_q = self.runner.get_input_details()
+        self.out_q = self.runner.get_output_details()
+
+    @staticmethod
+    def _io(d: dict):
+        import numpy as np
+
+        q = d.get("quantization") or (0.0, 0)
+        return np.dtype(d["dtype"]), float(q[0]), int(q[1])
 
     def __call__(self, inputs):
         import numpy as np
 
-        feed = {s: np.ascontiguousarray(inputs[n], np.float32) for s, n in zip(sorted(self.sig_inputs, key=_argn),
-                                                                              self.input_names)}
+        feed = {}
+        for s, n in zip(sorted(self.sig_inputs, key=_argn), self.input_names):
+            x = np.ascontiguousarray(inputs[n], np.float32)
+            dt, scale, zp = self._io(self.in_q[s])
+            if dt != np.float32 and scale > 0:
+                info = np.iinfo(dt)
+                x = np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dt)
+            feed[s] = x
         t0 = time.perf_counter()
         out = self.runner(**feed)
         self.model_ms.append((time.perf_counter() - t0) * 1e3)
-        return [out[self.sig_outputs[0]]]
+        y = out[self.sig_outputs[0]]
+        dt, scale, zp = self._io(self.out_q[self.sig_outputs[0]])
+        if dt != np.float32 and scale > 0:
+            y = (y.astype(np.float32) - zp) * scale
+        return [y]
 
 
 def _argn(name: str) -> int:
