@@ -29,7 +29,7 @@ Progress bars only when stderr is a terminal; ``--quiet`` prints the table alone
 Measured duration on this 2-core CPU (AMD EPYC) for FER2013 (35,887 faces), ``--models lrdif-fer
 --train-jobs 2``: landmarks 17 min (MediaPipe, ~29 ms per face); the UDC twin 11.5 min; LRDif ``fer`` trained
 on clean and on UDC faces side by side (``--train-jobs 2``, 1 thread each): stage 1 ~5-6 min and stage 2 ~5.5 min
-per epoch, 3 + 10 epochs ~ 75 min for both; the int8 export ~20 min (its per-component recipe search); parity,
+per epoch, 3 + 10 epochs 70 min for both; the int8 export 20-50 min (its per-component recipe search); parity,
 accuracy and latency of the bundle ~2 min. DDAMFN ``paper`` (112 px, 540 M MACs) costs ~150-230 ms per training
 image at 2 threads (idle machine): ~75 min per FER2013 epoch and condition, so ``--models ddamfn-paper`` adds
 ~2.5 h for its default single epoch on both conditions.
