@@ -364,7 +364,8 @@ def parallel_trainings(args, out: Path, models: list[str], conds: list[str], run
     todo = [(m, c) for m in models for c in conds if run.state.get(last[m].format(c=c)) is None]
     if len(todo) < 2:
         return
-    jobs, threads = min(args.train_jobs, len(todo)), max(1, args.threads // min(args.train_jobs, len(todo)))
+    jobs = min(args.train_jobs, len(todo))
+    threads = max(1, args.threads // jobs)
     passthrough = ["--seed", str(args.seed), "--udc-profile", args.udc_profile, "--ddamfn-epochs",
                    str(args.ddamfn_epochs), "--ddamfn-batch", str(args.ddamfn_batch)]
     for flag, v in (("--subsample", args.subsample), ("--max-epochs", args.max_epochs),

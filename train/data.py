@@ -20,8 +20,6 @@ depend on batch order, worker or rank, which is what makes resume and DDP reprod
 """
 from __future__ import annotations
 
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
-
 import hashlib
 import math
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from PIL import Image
 from udc.sdk.face_align import align_face
 from udc.sdk.images import load_image
 from udc.sdk.landmarks import FLIP_68
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from .datasets.base import FaceRecord
 

@@ -14,8 +14,6 @@ model and the step module differ (``StageStep`` vs ``DDAMFNStep``, both return l
 """
 from __future__ import annotations
 
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
-
 import csv
 import json
 import math
@@ -36,6 +34,7 @@ from udc.sdk.losses import ce_loss, epr_kl_loss
 from udc.sdk.losses_fer import intensity_aware_loss
 from udc.sdk.models.ddamfn import DDAMFN
 from udc.sdk.models.lrdif import LRDif, build_model
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from .config import FALLBACK, VARIANT_SETTINGS, TrainConfig
 from .data import CropDataset, Crops, collate, epoch_batches, prepare_crops, random_erase

@@ -20,8 +20,6 @@ Frames without a face are dropped; a clip with no face in any sampled frame is c
 """
 from __future__ import annotations
 
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
-
 import hashlib
 import zlib
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ import torch
 
 from udc.sdk.face_align import align_face
 from udc.sdk.labels import LABELS
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
 from udc.sdk.video import IMAGE_SUFFIXES, aggregate_clip_scores, sample_clip_indices
 
 from .data import Crops

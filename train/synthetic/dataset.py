@@ -12,8 +12,6 @@ only appends images, and no identity is shared between splits (each image is its
 """
 from __future__ import annotations
 
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
-
 import json
 import os
 import shutil
@@ -28,6 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from udc.sdk.labels import LABELS
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from ..landmark_store import LANDMARKS_FILE, save_landmarks
 from .expressions import DIFFICULTIES

@@ -10,8 +10,6 @@ refused. At the end ``DST/udc_synth_manifest.json`` records profile, parameters,
 """
 from __future__ import annotations
 
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
-
 import csv
 import hashlib
 import io
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from .degrade import UDCDegrader
 from .profiles import PROFILES, DeviceProfile, get_profile
