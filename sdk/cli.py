@@ -3,6 +3,9 @@
     udc info  --config paper     parameters and MACs per component
     udc check --config tiny      build the reference model, run both stages, torch.export the four
                                  on-device components: the end-to-end smoke test of this install
+    udc doctor                   the toolchain against its pins, which runtimes run here, what is missing
+                                 for Core ML / Android / iOS / GPU: one table (exit 1 if a required part fails)
+    udc --version
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ CONFIG_OPTION = click.option("--config", "config_name", type=click.Choice(list(C
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=None, package_name="udc", prog_name="udc", message="%(prog)s %(version)s")
 def main() -> None:
     """udc: the on-device SDK for LRDif, facial-expression recognition behind under-display cameras."""
 
@@ -112,3 +116,30 @@ def check(config_name: str, seed: int, do_export: bool) -> None:
     click.echo(format_table(["component", "params", "inputs", "torch.export", "s"], rows))
     if not ok:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option("--no-devices", is_flag=True, help="Skip the phone checks (adb devices, xcrun).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--verbose", is_flag=True, help="Also show third-party log lines (coremltools, torchao, ExecuTorch).")
+def doctor(no_devices: bool, as_json: bool, verbose: bool) -> None:
+    """What this install can do here: the pinned packages against the versions installed, the torch build
+    (CPU or CUDA) and GPU, a tiny program run on every runtime (PyTorch, ExecuTorch XNNPACK, ONNX Runtime,
+    Core ML on macOS), MediaPipe's face detector, and what is missing for Android, iOS and LiteRT.
+
+    Exit code 1 when a required part is missing or broken; optional parts (a phone, macOS, a GPU) only
+    say what they would take.
+    """
+    from dataclasses import asdict
+
+    from . import quiet
+    from .doctor import run_checks, summary
+
+    quiet.setup(verbose)
+    rows = run_checks(devices=not no_devices, log=None if as_json else lambda m: click.echo(m, err=True))
+    text, code = summary(rows)
+    if as_json:
+        click.echo(json.dumps({"checks": [asdict(r) for r in rows], "exit_code": code}, indent=2))
+    else:
+        click.echo(text)
+    raise SystemExit(code)
