@@ -102,8 +102,13 @@ def export(out: Path, target: str, quant: str, args, family: str = "lrdif", conf
                             force=True)
         from udc.sdk.quiet import quiet_native
 
-        with quiet_native():  # the export's own parity run loads ExecuTorch (cpuinfo lines from C++)
-            run_export(req, log=lambda *_: None)
+        log_path = out / f"{path.name}.export.log"  # the export's own lines, timestamped (where its time went)
+        with quiet_native(), open(log_path, "w") as fh:  # its parity run loads ExecuTorch (cpuinfo lines from C++)
+            def log(*parts):
+                fh.write(f"{time.perf_counter() - t0:8.1f} s  {' '.join(str(p) for p in parts)}\n")
+                fh.flush()
+
+            run_export(req, log=log)
     except Exception as e:  # noqa: BLE001 - one failing row must not hide the others
         return None, f"export failed: {str(e).splitlines()[0][:120]}", time.perf_counter() - t0
     return path, None, time.perf_counter() - t0
