@@ -351,7 +351,7 @@ def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool)
         out.append(check(name, None if sep is None or fus is None else sep / fus >= 1.2,
                          "not measured" if sep is None or fus is None else
                          f"{sep:.2f} vs {fus:.2f} ms = {sep / fus:.2f}x" + ("" if sep / fus >= 1.2 else
-                                                                               " (no ETDump taken: README)")))
+                                                                               " (where the time goes: benchmarks/compare_etdump.py)")))
     ex = _num(by["executorch:int8"]["export_s"]) if "executorch:int8" in by else None
     out.append(check("export of the int8 bundle <= 5 min", None if ex is None else ex <= 300,
                      "not measured (reused bundle or export failed)" if ex is None else f"{ex:.0f} s (with --fuse)"))

@@ -212,3 +212,50 @@ def test_ort_tuning_same_outputs_and_reported(tmp_path):
     assert onnx_runtime.tuning_report()["tuning"] is None  # the SDK's default sessions come back
     with pytest.raises(ValueError):
         onnx_runtime.set_tuning({"no_such_option": 1})
+
+
+# --------------------------------------------------------------------------- ETDump: where the --fuse time goes
+@pytest.fixture(scope="module")
+def etd():
+    spec = importlib.util.spec_from_file_location("udc_compare_etdump_16", ROOT / "benchmarks" / "compare_etdump.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _events(scale=1.0):
+    return [("Method::execute", None, 0, 100 * scale), ("DELEGATE_CALL", None, 1, 91 * scale),
+            (None, "Fully Connected (NC, F32) GEMM #1", 2, 42 * scale),
+            (None, "Fully Connected (NC, F32) GEMM #2", 42 * scale, 62 * scale),
+            (None, "Transpose (ND, X32) #7", 62 * scale, 70 * scale)]
+
+
+def test_etdump_summary_counts_and_fails_closed(etd):
+    s = etd.summarize_run(_events())
+    assert (s["execute"], s["delegate"], s["ops"]) == (100, 90, 68)
+    assert s["by_class"] == {"Fully Connected (NC, F32) GEMM": 60, "Transpose (ND, X32)": 8}
+    assert etd.summarize_run(_events()) == s  # self: the same events give the same summary
+    assert etd.median_runs([s, s]) == {**s, "by_class": s["by_class"]}
+    nan = _events()
+    nan[2] = (None, "Fully Connected (NC, F32) GEMM #1", 2, float("nan"))
+    for bad in (nan, [], [(None, "Add (ND) #1", 0, 5)], [("Method::execute", None, 10, 5)]):
+        with pytest.raises(ValueError):  # NaN / no events / no forward pass / negative time: never a number
+            etd.summarize_run(bad)
+    with pytest.raises(ValueError):
+        etd.median_runs([])
+    assert etd.op_class("Convolution (NHWC, QC8) IGEMM #12") == "Convolution (NHWC, QC8) IGEMM"
+
+
+def test_etdump_split_speedup_fails_closed(etd):
+    assert etd.compare_split(12.0, 10.0) == {"speedup": pytest.approx(1.2), "saved_ms": pytest.approx(2.0)}
+    assert etd.compare_split(10.0, 10.0) == {"speedup": 1.0, "saved_ms": 0.0}  # self: no gain
+    for sep, fus in ((float("nan"), 10.0), (10.0, float("nan")), (None, 10.0), (10.0, 0.0), (-1.0, 10.0)):
+        with pytest.raises(ValueError):
+            etd.compare_split(sep, fus)
+
+
+def test_fuse_target_self_comparison_is_not_met(cmp):
+    # fused as fast as four programs (the same number twice): 1.00x, a miss that points at the ETDump tool
+    checks = cmp.evaluate_targets(_rows(cmp, executorch_int8={"p50_ms": 8.0}), floor_ms=14.0, real_faces=True)
+    fuse = next(c for c in checks if c["target"].startswith("--fuse") and "int8" in c["target"])
+    assert not fuse["met"] and "1.00x" in fuse["measured"] and "compare_etdump.py" in fuse["measured"]
