@@ -24,7 +24,8 @@ UDCformer to ExecuTorch costs about a minute on one core, so the ExecuTorch int8
 heavy cases export a subset of the components (``--components``; the bundle is marked ``partial``);
 the int8 end-to-end logits then chain the int8 programs with the float reference for the rest, and
 the ONNX int8 case chains all four int8 programs. The full ExecuTorch int8 bundle is built by
-``make demo`` (see notes/ISSUE-5.md) and by benchmarks/export_matrix.py.
+benchmarks/export_matrix.py and benchmarks/compare.py (``make demo`` exports fp32/fp16 only); how its
+recipes are chosen: docs/int8-recipes.md.
 """
 import json
 import platform
