@@ -441,8 +441,8 @@ def synthetic_faces_warning(quant: str, random_init: bool) -> str:
 def _scheme(target: str, backend: str, quant: str) -> str:
     if quant == "int8" and target == "executorch":
         return ("PT2E static (torchao prepare_pt2e/convert_pt2e), XNNPACKQuantizer with "
-                "get_symmetric_quantization_config(is_per_channel=True): int8 symmetric per-channel weights, int8 "
-                "per-tensor activations, min/max observers on the calibration faces")
+                "get_symmetric_quantization_config(is_per_channel=True): int8 symmetric per-channel weights (min/max "
+                "observers), int8 per-tensor activations (histogram observers) on the calibration faces")
     if quant == "int8":
         return ("onnxruntime quantize_static, QDQ, int8 symmetric per-channel weights, int8 symmetric per-tensor "
                 "activations (MinMax calibration)")
