@@ -95,10 +95,10 @@ class UDCformerConfig:
     # x_udc, Q from the landmark features x_flm pooled to one window (h*w = M), one query map shared by every window
     # (POSTER V2's window cross-attention); O_i is fused with F_i. "post": the form checkpoints without this field
     # have: DIL after the DT-network, K, V from the Z-modulated features F_i, each window its own landmark query
-    # (at full resolution), and O_i = F_i + MHCA + MLP (so concat(F_i, O_i) holds F_i twice). The default stays
-    # "post" until the paper form's bundles have passed tests/test_export.py (export parity, delegation) and the
-    # FER2013 study (`udc-train ablations`) has compared the two; both were not run when the form was added
-    dil_form: str = "post"
+    # (at full resolution), and O_i = F_i + MHCA + MLP (so concat(F_i, O_i) holds F_i twice). The default is
+    # "paper" (every config: tiny, mobile, paper, fer); config_from_dict loads a saved config without this field
+    # as "post", the form it was trained with
+    dil_form: str = "paper"
     # fusion transformer
     fusion_dim: int = 192
     fusion_grid: int = 4  # each scale pooled to grid x grid tokens

@@ -11,8 +11,11 @@ from udc.sdk.models.layers import window_partition
 from udc.sdk.models.lrdif import LRDif
 
 
-def test_configs_without_dil_form_load_as_post_and_the_paper_form_is_a_valid_choice():
-    assert fer().replace(**{"udcformer.dil_form": "paper"}).udcformer.dil_form == "paper"
+def test_every_config_defaults_to_the_paper_form_and_saved_configs_without_the_field_load_as_post():
+    from udc.sdk.config import CONFIGS
+
+    assert {name: make().udcformer.dil_form for name, make in CONFIGS.items()} == dict.fromkeys(CONFIGS, "paper")
+    assert config_from_dict(fer().to_dict()).udcformer.dil_form == "paper"  # a saved paper-form config stays paper
     d = tiny().replace(**{"udcformer.dil_form": "paper"}).to_dict()
     del d["udcformer"]["dil_form"]
     assert config_from_dict(d).udcformer.dil_form == "post"

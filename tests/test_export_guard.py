@@ -62,14 +62,23 @@ def test_exported_denoiser_uses_the_noise_input(exported):
 @pytest.mark.parametrize("name, index", [("udcformer", 2), ("pipeline", 2)])
 def test_exported_logits_depend_on_z_and_noise(exported, name, index):
     """udcformer's input 2 is the EPR vector, the pipeline's is the noise: changing it changes the exported
-    logits by far more than the fp32 parity bound, and as eager PyTorch says."""
+    logits, as eager PyTorch says, every draw by more than the fp32 parity bound (1e-4) and the median of five
+    draws by 10x it (the positive control's rule, sdk_bundles.CONTROL_MIN_DELTA). Five draws, not one: with the
+    paper's DIL form (which does not read Z) one noise draw moved the pipeline's logits by 8.4e-4, others by
+    1.1e-3 to 3.0e-3 (the DT-network is the only path of Z into the logits). NaN fails every comparison."""
+    from sdk_bundles import CONTROL_MIN_DELTA
+
     comp, ep = exported[name]
     args = list(comp.inputs.values())
     f = ep.module()
+    deltas = []
     with torch.no_grad():
         base = f(*args)
-        other = list(args)
-        other[index] = torch.randn(args[index].shape, generator=torch.Generator().manual_seed(7))
-        moved = f(*other)
-        torch.testing.assert_close(moved, comp.module(*other))
-    assert float((moved - base).abs().max()) > 1e-3
+        for seed in range(7, 12):
+            other = list(args)
+            other[index] = torch.randn(args[index].shape, generator=torch.Generator().manual_seed(seed))
+            moved = f(*other)
+            torch.testing.assert_close(moved, comp.module(*other))
+            deltas.append(float((moved - base).abs().max()))
+    assert all(d > 1e-4 for d in deltas), deltas
+    assert sorted(deltas)[len(deltas) // 2] >= CONTROL_MIN_DELTA, deltas

@@ -53,7 +53,7 @@ class TrainConfig:
     # diffusion parameterisation override for stage 2 ("x0" | "eps", eq. 16); None = the stage-1 model config's
     parameterization: str | None = None
     # stage 1: UDCformer's DIL-network form override ("paper" | "post", udc.sdk.config.UDCformerConfig.dil_form);
-    # None = the model config's ("post" today)
+    # None = the model config's ("paper" by default)
     dil_form: str | None = None
     kl_weight: float = 1.0
     # stage 1: probability of hiding the label from FPEN-S1 for a sample (0 = the paper). None = auto: 0.5 when the
