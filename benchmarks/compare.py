@@ -427,7 +427,9 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         if (target, quant) not in bundles:
             print(f"[{name} {target} {quant}] export{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr,
                   flush=True)
-            fuse = target == "executorch" and family == "lrdif"  # one bundle, run as four programs and fused
+            # one bundle, run as four programs and fused; without a fused row asked for, the four only (the fused
+            # program has its own int8 recipe search, minutes more: README Benchmarks)
+            fuse = target == "executorch" and family == "lrdif" and any(k.endswith(":fused") for k in keys)
             bundles[(target, quant)] = export(args.out, target, quant, args, family, config, checkpoint, fuse)
         return bundles[(target, quant)]
 
@@ -489,6 +491,15 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
             graphs = res["ort"].get("graphs") or {}
             row["notes"] = "; ".join(f"{g}: {v['transformer_optimizer']}" for g, v in graphs.items()) or None
         logits[key] = np.load(out_logits)
+    if getattr(args, "export_only", False):  # the bundles only (a later --reuse run benches them)
+        for key in keys:
+            _, runtime, target, quant, opt = PEERS[key]
+            if opt.get("litert") or runtime_problem(runtime, target) is not None:
+                continue
+            path, err, secs = bundle(target, "fp32" if runtime == "torch" else quant)
+            print(f"[{name} {key}] {path.name if path else ''} {err or ('reused' if secs is None else f'{secs:.0f} s')}",
+                  file=sys.stderr, flush=True)
+        return []
     for key in keys:
         row = _new_row(key, family)
         rows.append(row)
@@ -566,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-n", type=int, default=64, help="faces for the export's own parity report")
     ap.add_argument("--out", type=Path, default=Path("runs/compare"))
     ap.add_argument("--reuse", action="store_true", help="reuse bundles already in --out (export time: not measured)")
+    ap.add_argument("--export-only", action="store_true",
+                    help="export the wanted rows' bundles into --out and stop (bench them later with --reuse)")
     ap.add_argument("--rows", default=None, help=f"only these rows, comma-separated; known: {', '.join(PEERS)}")
     ap.add_argument("--litert-python", default=None,
                     help=f"python of the LiteRT environment (default $UDC_LITERT_PYTHON or {LITERT_ENV}/bin/python)")
@@ -627,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             faces, kind = synthetic_faces(args.n, crop, seed=args.seed), "SYNTHETIC faces (not real)"
         rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None)
+        if args.export_only:
+            continue
         ref_p50 = _num(rows[0]["p50_ms"])
         try:
             fl = compute_floor_ms(macs, peak["gmacs"])
