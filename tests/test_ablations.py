@@ -59,6 +59,46 @@ def test_ablation_table_shows_each_seed_the_mean_and_the_spread():
     assert rows[1][-2:] == ["41.5", "3.0"]
 
 
+def test_ablation_table_fails_closed_on_nan_never_scored_empty_and_missing_seeds():
+    row = ("LRDif_S2-V1", "V1", 4, "x0", "paper")
+    for bad in (float("nan"), -1.0, 1.5):
+        with pytest.raises(ValueError, match="not in"):
+            ablation_table([(*row, 0, 0.5), (*row, 1, bad)], [0, 1], VARIANT_SETTINGS)
+    with pytest.raises(ValueError, match="no seeds or no results"):
+        ablation_table([], [0, 1], VARIANT_SETTINGS)
+    _, rows = ablation_table([(*row, 0, 0.5)], [0, 1], VARIANT_SETTINGS)  # seed 1 missing: no mean over one seed
+    assert rows[0][-4:] == ["50.0", "-", "-", "-"]
+    _, rows = ablation_table([(*row, 0, 0.5), (*row, 1, 0.5)], [0, 1], VARIANT_SETTINGS)  # equal seeds: spread 0
+    assert rows[0][-2:] == ["50.0", "0.0"]
+
+
+def test_finished_run_is_read_back_only_when_its_options_match_and_it_reached_the_last_epoch(tmp_path):
+    from udc.sdk.checkpoint import save_checkpoint
+    from udc.train.cli import _finished_accuracy
+
+    cfg = TrainConfig(data="x", epochs=2, out=str(tmp_path / "run"))
+    assert _finished_accuracy(cfg) is None  # nothing there
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_config.json").write_text(json.dumps(cfg.to_dict()))
+    model = LRDif(tiny())
+
+    def state(epoch, best):
+        save_checkpoint(model, out / "last.pt", extra={"train_state": {"epoch": epoch, "best": best}})
+        save_checkpoint(model, out / "best.pt")
+
+    state(2, 0.4)
+    assert _finished_accuracy(cfg) == 0.4
+    assert _finished_accuracy(TrainConfig(data="x", epochs=3, out=str(out))) is None  # other options: rerun
+    state(1, 0.4)
+    assert _finished_accuracy(cfg) is None  # stopped before the last epoch
+    for bad in (float("nan"), -1.0):
+        state(2, bad)
+        assert _finished_accuracy(cfg) is None
+    (out / "last.pt").write_bytes(b"not a checkpoint")
+    assert _finished_accuracy(cfg) is None
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     from udc.train.synthetic.dataset import generate_dataset
@@ -101,3 +141,29 @@ def test_ablations_cli_runs_the_whole_study(synth, tmp_path):
     assert ck["config"]["diffusion"]["steps"] == 32
     ck = read_checkpoint(out / "seed0" / "V3-T4-eps-paper" / "best.pt")
     assert ck["config"]["diffusion"]["parameterization"] == "eps"
+    # --resume reads every finished run back (same table, nothing retrained)
+    mtime = (out / "seed0" / "V3-T32-x0-paper" / "last.pt").stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r2 = CliRunner().invoke(main, [
+            "ablations", "--data", str(synth), "--model", "tiny", "--out", str(out), "--epochs", "1",
+            "--batch-size", "8", "--quiet", "--seeds", "0", "--steps-list", "4,32", "--resume",
+            "--set", "num_threads=1", "--set", "max_steps_per_epoch=1", "--set", f"cache_dir={tmp_path / 'cache'}"])
+    assert r2.exit_code == 0, r2.output
+    assert r2.output.count("finished before") == 9
+    assert json.loads((out / "ablations.json").read_text()) == rows
+    assert (out / "seed0" / "V3-T32-x0-paper" / "last.pt").stat().st_mtime_ns == mtime
+    # --table-only trains nothing: a run that is gone (or was trained with other options) is a row of "-"
+    import shutil
+
+    shutil.rmtree(out / "seed0" / "V3-T32-x0-paper")
+    r3 = CliRunner().invoke(main, [
+        "ablations", "--data", str(synth), "--model", "tiny", "--out", str(out), "--epochs", "1",
+        "--batch-size", "8", "--quiet", "--seeds", "0", "--steps-list", "4,32", "--table-only",
+        "--set", "num_threads=1", "--set", "max_steps_per_epoch=1", "--set", f"cache_dir={tmp_path / 'cache'}"])
+    assert r3.exit_code == 0, r3.output
+    assert not (out / "seed0" / "V3-T32-x0-paper").exists() and r3.output.count("finished before") == 8
+    t32 = [x for x in json.loads((out / "ablations.json").read_text()) if x["T"] == 32]
+    assert len(t32) == 1 and t32[0]["val_acc"] is None
+    line = next(ln for ln in r3.output.splitlines() if ln.startswith("LRDif_S2-V3 (Ours), Fig. 6"))
+    assert line.split()[-3:] == ["-", "-", "-"]

@@ -103,11 +103,11 @@ def _make_config(stage: int, kw: dict, family: str = "lrdif") -> TrainConfig:
     return cfg
 
 
-def _run(cfg: TrainConfig, resume: bool, quiet: bool) -> dict:
+def _run(cfg: TrainConfig, resume: bool, quiet: bool, crops_memo: dict | None = None) -> dict:
     from .trainer import Trainer
 
     try:
-        trainer = Trainer(cfg, resume=resume, progress=not quiet)
+        trainer = Trainer(cfg, resume=resume, progress=not quiet, crops_memo=crops_memo)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     result = trainer.fit()
@@ -182,6 +182,11 @@ def stage2(**kw):
                    "(max - min). Default: --seed alone.")
 @click.option("--old-dil/--no-old-dil", default=True, show_default=True,
               help="One more row: V3 with the old DIL form (after the DT-network, per-window query).")
+@click.option("--stage2-steps", type=click.IntRange(1), default=None, metavar="N",
+              help="Cap every stage-2 row at N steps per epoch (stage 1 keeps max_steps_per_epoch): a short study "
+                   "that still gives both stage-1 forms the same training.")
+@click.option("--table-only", is_flag=True,
+              help="Train nothing: tabulate the runs under OUT that finished with these options ('-' for the others).")
 @click.option("--eps/--no-eps", "eps_row", default=True, show_default=True,
               help="One more row: V3 with the other diffusion parameterisation (eps, eq. 16, beside the x0 default).")
 def ablations(**kw):
@@ -198,13 +203,24 @@ def ablations(**kw):
     except ValueError:
         raise click.ClickException("--seeds and --steps-list take comma-separated integers") from None
     results = []  # (row, variant, T, parameterization, dil_form, seed, best val accuracy)
+    memo: dict = {}  # aligned crops, prepared once for all the runs of this process
+
+    def run(cfg: TrainConfig) -> float | None:
+        done = _finished_accuracy(cfg) if kw["resume"] or kw["table_only"] else None
+        if done is not None:
+            click.echo(f"{cfg.out}: finished before ({cfg.epochs} epochs, best val {100 * done:.2f} %), not rerun")
+            return done
+        if kw["table_only"]:
+            click.echo(f"{cfg.out}: not finished with these options (--table-only: shown as '-')")
+            return None
+        return _run(cfg, kw["resume"], kw["quiet"], memo)["best_val_accuracy"]
 
     def stage1(seed: int, form: str, given: str | None) -> str:
         if given:
             return given
         cfg = _make_config(1, {**kw, "stage1": None, "seed": seed})
         cfg.dil_form, cfg.out = form, str(root / f"seed{seed}" / f"stage1-{form}")
-        acc = _run(cfg, kw["resume"], kw["quiet"])["best_val_accuracy"]
+        acc = run(cfg)
         results.append(("LRDif_S1 (ground-truth label in)", "-", "-", "-", form, seed, acc))
         return str(Path(cfg.out) / "best.pt")
 
@@ -212,7 +228,11 @@ def ablations(**kw):
         s1 = {"paper": stage1(seed, "paper", kw["stage1"])}
         if kw["old_dil"]:
             s1["post"] = stage1(seed, "post", kw["stage1_post"])
+        if kw["table_only"] and not Path(s1["paper"]).is_file():
+            raise click.ClickException(f"--table-only: no stage-1 checkpoint {s1['paper']} (seed {seed}): nothing to tabulate")
         for form, path in s1.items():  # a given checkpoint must have the form its rows are labelled with
+            if kw["table_only"] and not Path(path).is_file():
+                continue
             has = read_checkpoint(path)["config"]["udcformer"].get("dil_form", "post")
             if has != form:
                 opt = "--stage1" if form == "paper" else "--stage1-post"
@@ -231,8 +251,9 @@ def ablations(**kw):
             base = _make_config(2, {**kw, "stage1": s1[form], "seed": seed})
             cfg = TrainConfig.from_dict({**base.to_dict(), "variant": variant, "steps": steps, "parameterization": param,
                                          "out": str(root / f"seed{seed}" / f"{variant}-T{steps}-{param}-{form}")})
-            results.append((row, variant, steps, param, form, seed,
-                            _run(cfg, kw["resume"], kw["quiet"])["best_val_accuracy"]))
+            if kw["stage2_steps"]:
+                cfg.max_steps_per_epoch = kw["stage2_steps"]
+            results.append((row, variant, steps, param, form, seed, run(cfg)))
     click.echo(format_table(*ablation_table(results, seeds, VARIANT_SETTINGS),
                             title="LRDif ablations (paper Table 5), DIL form, parameterisation and iteration study "
                                   "(Fig. 6): best val accuracy"))
@@ -241,19 +262,49 @@ def ablations(**kw):
          for r, v, t, p, f, s, a in results], indent=2))
 
 
+def _finished_accuracy(cfg: TrainConfig) -> float | None:
+    """The best validation accuracy of a run OUT already finished with these very options (``train_config.json``
+    equal to ``cfg``, ``last.pt`` at the last epoch), else None: ``ablations --resume`` then reads it instead of
+    rebuilding the trainer (which re-aligns every face). Anything missing, different or unreadable: None (rerun)."""
+    from udc.sdk.checkpoint import read_checkpoint
+
+    out = Path(cfg.out)
+    try:
+        saved = json.loads((out / "train_config.json").read_text())
+        if saved != json.loads(json.dumps(cfg.to_dict())) or not (out / "best.pt").is_file():
+            return None
+        st = read_checkpoint(out / "last.pt")["extra"]["train_state"]
+        best = float(st["best"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return best if st["epoch"] >= cfg.epochs and 0.0 <= best <= 1.0 else None  # NaN and -1 (never scored): rerun
+
+
 def ablation_table(results: list[tuple], seeds: list[int], settings: dict[str, str]) -> tuple[list[str], list[list]]:
     """``(header, rows)``: one row per (row name, variant, T, parameterisation, DIL form), its accuracy per seed,
-    the mean and the spread (max - min, percentage points) over the seeds, in the order the rows were run."""
+    the mean and the spread (max - min, percentage points) over the seeds, in the order the rows were run. An
+    accuracy that is not a number in [0, 1] (NaN, the trainer's -1 "never scored") raises ValueError; a row that
+    lacks one of ``seeds`` (accuracy None: not run) shows "-" for it and for its mean and spread (no mean over fewer
+    seeds than the header)."""
+    if not seeds or not results:
+        raise ValueError("no seeds or no results to tabulate")
     cells: dict[tuple, dict[int, float]] = {}
     for row, variant, t, param, form, seed, acc in results:
+        if acc is None:  # not run (ablations --table-only): the row is shown, its cells "-"
+            cells.setdefault((row, variant, t, param, form), {})
+            continue
+        if not 0.0 <= acc <= 1.0:  # False for NaN too
+            raise ValueError(f"{row} (seed {seed}): accuracy {acc!r} is not in [0, 1]")
         cells.setdefault((row, variant, t, param, form), {})[seed] = acc
     header = ["row", "setting", "DIL", "T", "Z param"] + [f"seed {s} %" for s in seeds] + ["mean %", "spread pp"]
     table = []
     for (row, variant, t, param, form), accs in cells.items():
         vals = [accs[s] for s in seeds if s in accs]
         setting = settings.get(variant, "labels in (the upper bound)")
+        summary = [f"{100 * sum(vals) / len(vals):.1f}", f"{100 * (max(vals) - min(vals)):.1f}"] \
+            if len(vals) == len(seeds) else ["-", "-"]
         table.append([row, setting, form, t, param] + [f"{100 * accs[s]:.1f}" if s in accs else "-" for s in seeds]
-                     + [f"{100 * sum(vals) / len(vals):.1f}", f"{100 * (max(vals) - min(vals)):.1f}"])
+                     + summary)
     return header, table
 
 

@@ -101,8 +101,12 @@ def setup_distributed(device: torch.device) -> tuple[int, int]:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print):
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print,
+                 crops_memo: dict | None = None):
+        """``crops_memo``: a dict shared by several trainings in one process (``udc-train ablations``): the aligned
+        crops of a (dataset, split, crop size, landmark fallback) are prepared once and reused (read-only)."""
         self.cfg = cfg.validate()
+        self._crops_memo = crops_memo
         self.family = cfg.family
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
@@ -198,8 +202,17 @@ class Trainer:
             landmarks = ensure_landmarks(index, progress=False, fallback=fallback)
         val_split = cfg.val_split if index.split(cfg.val_split) else "test"
         size = self.mcfg.image_size
-        self.train_crops = prepare_crops(index.split("train"), landmarks, size, self.progress)
-        self.val_crops = prepare_crops(index.split(val_split), landmarks, size, self.progress)
+
+        def crops(split: str) -> Crops:
+            if self._crops_memo is None:
+                return prepare_crops(index.split(split), landmarks, size, self.progress)
+            key = (str(Path(cfg.data).resolve()), index.name, split, size, cfg.landmark_fallback)
+            if key not in self._crops_memo:
+                self._crops_memo[key] = prepare_crops(index.split(split), landmarks, size, self.progress)
+            return self._crops_memo[key]
+
+        self.train_crops = crops("train")
+        self.val_crops = crops(val_split)
         self.val_split = val_split
         if len(self.train_crops) == 0:
             raise ValueError(f"{cfg.data}: no usable training faces (split 'train')")
