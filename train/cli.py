@@ -247,13 +247,18 @@ def ablations(**kw):
         if kw["eps_row"]:
             rows.append((f"LRDif_S2-V3 (Ours), {p_other}", PAPER_VARIANT, t0, p_other, "paper"))
         rows += [("LRDif_S2-V3 (Ours), Fig. 6", PAPER_VARIANT, t, p0, "paper") for t in sweep if t != t0]
-        for row, variant, steps, param, form in rows:
+        # run order: the paper's "Ours" and its old-DIL twin first (the comparison the DIL form is settled by, done
+        # first when a short budget stops the study), then the rest; the table keeps the order above
+        first = [r for r in rows if r[1] == PAPER_VARIANT and r[2] == t0 and r[3] == p0]
+        done_rows = len(results)
+        for row, variant, steps, param, form in first + [r for r in rows if r not in first]:
             base = _make_config(2, {**kw, "stage1": s1[form], "seed": seed})
             cfg = TrainConfig.from_dict({**base.to_dict(), "variant": variant, "steps": steps, "parameterization": param,
                                          "out": str(root / f"seed{seed}" / f"{variant}-T{steps}-{param}-{form}")})
             if kw["stage2_steps"]:
                 cfg.max_steps_per_epoch = kw["stage2_steps"]
             results.append((row, variant, steps, param, form, seed, run(cfg)))
+        results[done_rows:] = sorted(results[done_rows:], key=lambda r: rows.index(r[:5]))
     click.echo(format_table(*ablation_table(results, seeds, VARIANT_SETTINGS),
                             title="LRDif ablations (paper Table 5), DIL form, parameterisation and iteration study "
                                   "(Fig. 6): best val accuracy"))
