@@ -332,6 +332,12 @@ def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool)
         why = [f"{et8_key} {et8:.2f} ms vs best peer {bk} {bp:.2f} ms = {speed:.2f}x",
                f"agreement {'NaN' if agree is None else f'{100 * agree:.1f} %'}"
                + ("" if real_faces else " (synthetic faces: not the real-face check)")]
+        good = [(k, v) for k, v in peers if (_num(by[k].get("top1_agreement")) or 0.0) >= 0.99]
+        if good:  # information only: a peer that does not agree with the reference is no real alternative
+            gk, gp = min(good, key=lambda kv: kv[1])
+            why.append(f"best peer at >= 99 % agreement: {gk} {gp:.2f} ms = {gp / et8:.2f}x")
+        else:
+            why.append("no peer at >= 99 % agreement")
         if missing:
             why.append("peers not run: " + ", ".join(missing))
         out.append(check(name, speed >= 1.2 and agree is not None and agree >= 0.99 and real_faces, "; ".join(why)))

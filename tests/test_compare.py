@@ -259,3 +259,17 @@ def test_fuse_target_self_comparison_is_not_met(cmp):
     checks = cmp.evaluate_targets(_rows(cmp, executorch_int8={"p50_ms": 8.0}), floor_ms=14.0, real_faces=True)
     fuse = next(c for c in checks if c["target"].startswith("--fuse") and "int8" in c["target"])
     assert not fuse["met"] and "1.00x" in fuse["measured"] and "compare_etdump.py" in fuse["measured"]
+
+
+def test_best_agreeing_peer_is_named_and_fails_closed(cmp):
+    first = lambda rows: cmp.evaluate_targets(rows, 14.0, True)[0]["measured"]  # noqa: E731
+    # LiteRT int8 fastest (9 ms) but disagreeing; LiteRT fp32 agrees: named, the target still judged on 9 ms
+    rows = _rows(cmp, litert_int8={"p50_ms": 9.0, "top1_agreement": 0.66}, litert_fp32={"top1_agreement": 1.0})
+    line = first(rows)
+    assert "best peer litert:int8 9.00 ms" in line and "at >= 99 % agreement: litert:fp32 22.00 ms" in line
+    # NaN or missing agreement never counts as agreeing; no peer at all agreeing is said so
+    assert "no peer at >= 99 % agreement" in first(_rows(cmp, litert_fp32={"top1_agreement": float("nan")}))
+    assert "no peer at >= 99 % agreement" in first(_rows(cmp))
+    # self: a peer as fast as ExecuTorch int8 (the same 8 ms) is 1.00x, not met
+    same = _rows(cmp, litert_int8={"p50_ms": 8.0, "top1_agreement": 1.0})
+    assert "litert:int8 8.00 ms = 1.00x" in first(same) and not cmp.evaluate_targets(same, 14.0, True)[0]["met"]
