@@ -12,7 +12,7 @@ Rows (``--rows`` picks some; the reference always runs):
   into one (``executorch:int8:fused``): the bundle is exported once with ``--fuse`` and run both ways;
 * ``onnx`` (ONNX Runtime) fp32 and int8 (QDQ ``quantize_static``), *tuned*: ``ORT_ENABLE_ALL``, intra-op
   threads = ``--threads``, sequential, spinning on, the transformer optimizer on the fp32 graphs where it
-  fuses anything (:data:`udc.sdk.runtimes.onnx_runtime.TUNED`; the row says what it fused);
+  fuses anything (:data:`udc.sdk.runtime.onnx_runtime.TUNED`; the row says what it fused);
 * ``litert`` (ex-TensorFlow Lite) fp32 and int8 through ``litert-torch`` (PT2E int8, litert-torch's own
   quantizer, the ExecuTorch export's calibration faces) run by ``ai-edge-litert``'s interpreter (XNNPACK,
   ``num_threads``). ``litert-torch`` cannot co-install with the pinned toolchain (README), so these rows run in
@@ -54,7 +54,7 @@ from pathlib import Path
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 warnings.filterwarnings("ignore")
 
-from udc.sdk.table import format_table  # noqa: E402
+from udc.sdk.console.table import format_table  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "compare_child.py"
@@ -100,7 +100,7 @@ def export(out: Path, target: str, quant: str, args, family: str = "lrdif", conf
                             family=None if checkpoint else family, checkpoint=checkpoint, calib_n=args.calib_n,
                             calib=args.calib, eval_n=args.eval_n, seed=args.seed, threads=args.threads, fuse=fuse,
                             force=True)
-        from udc.sdk.quiet import quiet_native
+        from udc.sdk.console.quiet import quiet_native
 
         log_path = out / f"{path.name}.export.log"  # the export's own lines, timestamped (where its time went)
         with quiet_native(), open(log_path, "w") as fh:  # its parity run loads ExecuTorch (cpuinfo lines from C++)
@@ -118,8 +118,8 @@ def synthetic_faces(n: int, crop_size: int, seed: int = 0, split: str = "test"):
     """``n`` procedural synthetic faces (balanced over the 7 expressions), aligned to ``crop_size``."""
     import numpy as np
 
-    from udc.sdk.face_align import align_face
-    from udc.sdk.parity_data import Faces
+    from udc.sdk.faces.align import align_face
+    from udc.sdk.parity.data import Faces
     from udc.train.synthetic.dataset import generate_arrays
 
     images, _, points = generate_arrays(-(-n // 7), size=crop_size, seed=seed, split=split)
@@ -136,25 +136,25 @@ def model_size(family: str, config: str, checkpoint: str | None) -> tuple[int, i
     """``(parameters, MACs)`` of the on-device model at batch 1 (meta device; LRDif: the four components)."""
     import torch
 
-    from udc.sdk.profiling import count_macs, count_params
+    from udc.sdk.models.profiling import count_macs, count_params
 
     if checkpoint:
-        from udc.sdk.checkpoint import read_checkpoint
-        from udc.sdk.model_registry import checkpoint_family, config_from_dict
+        from udc.sdk.models.checkpoint import read_checkpoint
+        from udc.sdk.models.registry import checkpoint_family, config_from_dict
 
         payload = read_checkpoint(checkpoint)
         family = checkpoint_family(payload)
         cfg = config_from_dict(family, payload["config"])
     else:
-        from udc.sdk.model_registry import get_model_config
+        from udc.sdk.models.registry import get_model_config
 
         cfg = get_model_config(family, config)
     if family == "lrdif":
-        from udc.sdk.profiling import profile_config
+        from udc.sdk.models.profiling import profile_config
 
         total = next(r for r in profile_config(cfg) if r.component == "on-device total")
         return total.params, total.macs
-    from udc.sdk.models.ddamfn import DDAMFN
+    from udc.sdk.models.ddamfn.model import DDAMFN
 
     with torch.device("meta"):
         m = DDAMFN(cfg).eval()
@@ -171,9 +171,9 @@ def labelled_faces(root: str, crop_size: int, n: int | None, split: str = "test"
     import numpy as np
 
     from udc.sdk.errors import UdcError
-    from udc.sdk.face_align import align_face
-    from udc.sdk.images import load_image
-    from udc.sdk.parity_data import Faces
+    from udc.sdk.faces.align import align_face
+    from udc.sdk.faces.images import load_image
+    from udc.sdk.parity.data import Faces
     from udc.train.datasets import open_dataset
     from udc.train.datasets.base import DatasetIndex
     from udc.train.datasets.landmark_cache import PATHS, ensure_landmarks
@@ -417,8 +417,8 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
     logits each row's process wrote for ``faces``."""
     import numpy as np
 
-    from udc.sdk.bundle import load_bundle
-    from udc.sdk.runtimes import runtime_problem
+    from udc.sdk.runtime.bundle import load_bundle
+    from udc.sdk.runtime.runners import runtime_problem
 
     name = f"{family} {config}" if not checkpoint else f"{family} {checkpoint}"
     work = args.out / f"{family}-{config if not checkpoint else Path(checkpoint).stem}"
@@ -601,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="also show third-party log lines (ExecuTorch, absl, torchao)")
     args = ap.parse_args(argv)
-    from udc.sdk.quiet import setup
+    from udc.sdk.console.quiet import setup
 
     setup(args.verbose)
     if args.ddamfn_checkpoint and not args.ddamfn:
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from udc.sdk.bench import host_info
+    from udc.sdk.bench.host import host_info
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -630,11 +630,11 @@ def main(argv: list[str] | None = None) -> int:
     for family, config, ckpt in models:
         params, macs = model_size(family, config, ckpt)
         if ckpt:
-            from udc.sdk.checkpoint import load_checkpoint
+            from udc.sdk.models.checkpoint import load_checkpoint
 
             crop = load_checkpoint(ckpt).cfg.image_size
         else:
-            from udc.sdk.model_registry import get_model_config
+            from udc.sdk.models.registry import get_model_config
 
             crop = get_model_config(family, config).image_size
         acc = None
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"host": host_info(args.threads), "gemm_peak": peak, "threads": args.threads, "seed": args.seed,
               "warmup": args.warmup, "iters": args.iters, "tables": tables}
     if args.json:
-        from udc.sdk.table import dumps_json
+        from udc.sdk.console.table import dumps_json
 
         print(dumps_json(report))
     else:

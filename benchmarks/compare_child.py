@@ -4,10 +4,10 @@
 
 Kinds:
 
-* ``sdk``: a bundle through the SDK as an app runs it (``udc.sdk.bench.bench_runtime``), on ``runtime``
+* ``sdk``: a bundle through the SDK as an app runs it (``udc.sdk.bench.host.bench_runtime``), on ``runtime``
   ``torch`` (eager, or ``compile: true`` = every component through ``torch.compile``, inductor),
   ``executorch`` (``fused``: the bundle's one ``pipeline`` program) or ``onnxruntime`` (``ort_tuning``:
-  the session options of :data:`udc.sdk.runtimes.onnx_runtime.TUNED`, and the transformer optimizer on the
+  the session options of :data:`udc.sdk.runtime.onnx_runtime.TUNED`, and the transformer optimizer on the
   fp32 graphs where it fuses anything).
 * ``litert-export``: the bundle's reference model, all four components as one program, converted by
   ``litert_torch.convert`` (fp32), or quantized first (``int8``: PT2E, litert-torch's own
@@ -53,7 +53,7 @@ def _face_logits(rec, faces_path: str, out_path: str) -> float:
 
 def _tuned_ort(a: dict) -> dict:
     """Switch the SDK's ONNX Runtime sessions to the tuned options; fp32 graphs also through the transformer optimizer."""
-    from udc.sdk.runtimes import onnx_runtime
+    from udc.sdk.runtime import onnx_runtime
 
     onnx_runtime.set_tuning({**onnx_runtime.TUNED, "transformer_optimizer": a.get("quant") == "fp32"})
     return onnx_runtime.tuning_report()
@@ -62,17 +62,17 @@ def _tuned_ort(a: dict) -> dict:
 def run_sdk(a: dict) -> dict:
     import numpy as np
 
-    from udc.sdk.bench import bench_runtime
-    from udc.sdk.bundle import load_bundle
-    from udc.sdk.chain import load_chain
-    from udc.sdk.quiet import quiet_native
-    from udc.sdk.recognizer import Recognizer
+    from udc.sdk.bench.host import bench_runtime
+    from udc.sdk.runtime.bundle import load_bundle
+    from udc.sdk.runtime.chain import load_chain
+    from udc.sdk.console.quiet import quiet_native
+    from udc.sdk.runtime.recognizer import Recognizer
 
     extra: dict = {}
     if a.get("compile"):
         import torch
 
-        from udc.sdk.runtimes import torch_runtime
+        from udc.sdk.runtime import torch_runtime
 
         plain = torch_runtime.from_module
 
@@ -97,7 +97,7 @@ def run_sdk(a: dict) -> dict:
     row = bench_runtime(a["bundle"], a["runtime"], a["warmup"], a["iters"], a["threads"], fused=a.get("fused", False),
                         progress=False)
     if a.get("ort_tuning"):
-        from udc.sdk.runtimes import onnx_runtime
+        from udc.sdk.runtime import onnx_runtime
 
         extra["ort"] = onnx_runtime.tuning_report()  # now with what the optimizer fused per graph
     e2e = row["latency_ms"]["end_to_end"]
@@ -108,9 +108,9 @@ def run_sdk(a: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ LiteRT
 def _pipeline(bundle_path: str, checkpoint: str | None):
-    from udc.sdk.bundle import load_bundle
-    from udc.sdk.components import on_device_components
-    from udc.sdk.reference import reference_model
+    from udc.sdk.runtime.bundle import load_bundle
+    from udc.sdk.models.components import on_device_components
+    from udc.sdk.runtime.reference import reference_model
 
     b = load_bundle(bundle_path, verify=True)
     model, _ = reference_model(b, checkpoint)
@@ -138,7 +138,7 @@ def run_litert_export(a: dict) -> dict:
             from litert_torch.quantize.quant_config import QuantConfig
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-            from udc.export.calibration import calibration_sets
+            from udc.export.quant.calibration import calibration_sets
 
             calib, _ = calibration_sets(model.cfg, a.get("calib"), int(a["calib_n"]), int(a.get("eval_n", 1)),
                                         seed=int(a["seed"]))  # the same faces the ExecuTorch export calibrated on
@@ -217,11 +217,11 @@ def _argn(name: str) -> int:
 def run_litert(a: dict) -> dict:
     import numpy as np
 
-    from udc.sdk.bench import peak_rss_mb, reset_peak_rss, stats
-    from udc.sdk.bench import bench_face
-    from udc.sdk.bundle import load_bundle
-    from udc.sdk.chain import Chain, Step
-    from udc.sdk.recognizer import Recognizer, softmax
+    from udc.sdk.bench.host import peak_rss_mb, reset_peak_rss, stats
+    from udc.sdk.bench.host import bench_face
+    from udc.sdk.runtime.bundle import load_bundle
+    from udc.sdk.runtime.chain import Chain, Step
+    from udc.sdk.runtime.recognizer import Recognizer, softmax
 
     import ai_edge_litert.interpreter  # noqa: F401 - import is not load time (as bench_runtime)
 
@@ -270,7 +270,7 @@ KINDS = {"sdk": run_sdk, "litert-export": run_litert_export, "litert": run_liter
 
 def main(argv: list[str]) -> int:
     a = json.loads(argv[0])
-    from udc.sdk.quiet import quiet_native, setup
+    from udc.sdk.console.quiet import quiet_native, setup
 
     setup(False)
     try:
@@ -280,7 +280,7 @@ def main(argv: list[str]) -> int:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:200]
         print(MARK + json.dumps({"error": msg}), flush=True)
         return 2
-    from udc.sdk.table import json_safe
+    from udc.sdk.console.table import json_safe
 
     print(MARK + json.dumps(json_safe(out)), flush=True)
     return 0

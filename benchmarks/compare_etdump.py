@@ -94,9 +94,9 @@ def compare_split(separate_ms: float, fused_ms: float) -> dict:
 
 # ------------------------------------------------------------------------------------------ running
 def _inputs(bundle, seed: int = 0) -> dict:
-    from udc.sdk.bench import bench_face
-    from udc.sdk.chain import load_chain
-    from udc.sdk.recognizer import Recognizer
+    from udc.sdk.bench.host import bench_face
+    from udc.sdk.runtime.chain import load_chain
+    from udc.sdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(bundle, load_chain(bundle, "executorch", threads=1))
     crop, lm, _ = bench_face(rec.crop_size, seed=seed)
@@ -111,8 +111,8 @@ def profile(bundle_path: str | Path, threads: int = 2, iters: int = 50, warmup: 
     from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
     from executorch.runtime import Runtime, Verification
 
-    from udc.sdk.bundle import load_bundle
-    from udc.sdk.runtimes.executorch_runtime import set_threads
+    from udc.sdk.runtime.bundle import load_bundle
+    from udc.sdk.runtime.executorch_runtime import set_threads
 
     b = load_bundle(bundle_path, verify=True)
     m = b.manifest
@@ -197,7 +197,7 @@ def profile(bundle_path: str | Path, threads: int = 2, iters: int = 50, warmup: 
 
 
 def format_report(r: dict, top: int = 12) -> str:
-    from udc.sdk.table import format_table
+    from udc.sdk.console.table import format_table
 
     cols = ["program", "size MB", "wall ms", "Method::execute ms", "in XNNPACK ms", "XNNPACK ops ms",
             "outside delegate ms"]
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads < 1 or args.iters < 1 or args.warmup < 0:
         ap.error("--threads and --iters must be >= 1, --warmup >= 0")
-    from udc.sdk.quiet import quiet_native, setup
+    from udc.sdk.console.quiet import quiet_native, setup
 
     setup(False)
     with quiet_native():

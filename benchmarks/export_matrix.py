@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 warnings.filterwarnings("ignore")
 
-from udc.sdk.quiet import setup as _quiet_setup  # noqa: E402
+from udc.sdk.console.quiet import setup as _quiet_setup  # noqa: E402
 
 _quiet_setup("--verbose" in sys.argv)  # before the imports below log (torchao, torch pytree)
 
@@ -35,9 +35,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from udc.export.exporter import ExportRequest, load_model, run_export  # noqa: E402
-from udc.sdk.bundle import load_bundle  # noqa: E402
-from udc.sdk.components import on_device_components  # noqa: E402
-from udc.sdk.table import format_table  # noqa: E402
+from udc.sdk.runtime.bundle import load_bundle  # noqa: E402
+from udc.sdk.models.components import on_device_components  # noqa: E402
+from udc.sdk.console.table import format_table  # noqa: E402
 
 MATRIX = [  # (target, backend, quant)
     ("executorch", "xnnpack", "fp32"),
@@ -55,13 +55,13 @@ CHAIN = ("clip_image", "fpen_s2", "denoiser", "udcformer")
 
 
 def latency_ms(bundle, component: str, threads: int, runs: int, warmup: int = 3) -> float | None:
-    """Median ms of the runtime's execute call alone (``udc.sdk.bench.instrument_execute``: not the SDK's
+    """Median ms of the runtime's execute call alone (``udc.sdk.bench.host.instrument_execute``: not the SDK's
     numpy/tensor conversions around it), ``threads`` threads, after ``warmup`` calls."""
     from types import SimpleNamespace
 
-    from udc.sdk.bench import instrument_execute
-    from udc.sdk.quiet import quiet_native
-    from udc.sdk.runtimes import RuntimeUnavailableError, load
+    from udc.sdk.bench.host import instrument_execute
+    from udc.sdk.console.quiet import quiet_native
+    from udc.sdk.runtime.runners import RuntimeUnavailableError, load
 
     entry = bundle.manifest["components"][component]
     try:
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None, help="Comma-separated target:quant[:backend] subset, e.g. executorch:int8")
     ap.add_argument("--verbose", action="store_true", help="also show third-party log lines (ExecuTorch, absl, torchao)")
     args = ap.parse_args(argv)
-    from udc.sdk.quiet import setup
+    from udc.sdk.console.quiet import setup
 
     setup(args.verbose)
 
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         print(f"\n== {name}", flush=True)
         t0 = time.perf_counter()
         try:
-            from udc.sdk.quiet import quiet_native
+            from udc.sdk.console.quiet import quiet_native
 
             with quiet_native():  # ExecuTorch's cpuinfo lines (C++, fd 2) while the export's parity run loads it
                 res = run_export(ExportRequest(output=out, target=target, backend=backend, quant=quant, config=args.config,

@@ -54,7 +54,7 @@ from typing import Any, Callable
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 warnings.filterwarnings("ignore")
 
-from udc.sdk.table import format_table  # noqa: E402
+from udc.sdk.console.table import format_table  # noqa: E402
 
 MODELS = {  # name -> (family, model config)
     "lrdif-fer": ("lrdif", "fer"), "lrdif-tiny": ("lrdif", "tiny"), "lrdif-mobile": ("lrdif", "mobile"),
@@ -267,7 +267,7 @@ def train_args(family: str, config: str, stage: int, data: Path, out: Path, args
 
 
 def train_step(family: str, config: str, stage: int, data: Path, out: Path, args, stage1: Path | None = None) -> dict:
-    from udc.sdk.checkpoint import read_checkpoint
+    from udc.sdk.models.checkpoint import read_checkpoint
     from udc.train.cli import main as train_main
 
     a = train_args(family, config, stage, data, out, args, stage1)
@@ -329,9 +329,9 @@ def bundle_accuracy(bundle: Path, root: Path, threads: int, progress: bool) -> d
     import numpy as np
     from tqdm import tqdm
 
-    from udc.sdk.face_align import align_face
-    from udc.sdk.images import load_image
-    from udc.sdk.recognizer import Recognizer
+    from udc.sdk.faces.align import align_face
+    from udc.sdk.faces.images import load_image
+    from udc.sdk.runtime.recognizer import Recognizer
     from udc.train.datasets import open_dataset
     from udc.train.landmark_store import LANDMARKS_FILE, load_landmarks
     from udc.train.metrics import Metrics, confusion_matrix
@@ -538,7 +538,7 @@ def main(argv=None) -> dict:
     run.step(f"parity-faces-{dep}", lambda: parity_faces(roots[dep], out / "data" / f"parity-{dep}"))
 
     def parity() -> dict:
-        from udc.sdk.parity_cli import main as parity_main
+        from udc.sdk.cli.parity import main as parity_main
 
         pf = out / "data" / f"parity-{dep}"
         n = args.parity_n or max(1, sum(1 for f in pf.iterdir() if f.is_symlink()))
@@ -558,7 +558,7 @@ def main(argv=None) -> dict:
                    lambda: bundle_accuracy(bundle, roots[dep], args.threads, progress))
 
     def bench() -> dict:
-        from udc.sdk.bench_cli import main as bench_main
+        from udc.sdk.cli.bench import main as bench_main
 
         a = [str(bundle), "--device", "host", "--warmup", str(args.bench_warmup), "--iters", str(args.bench_iters),
              "--threads", str(args.threads), "--json"]

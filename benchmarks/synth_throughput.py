@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from udc.sdk.table import format_table
+from udc.sdk.console.table import format_table
 from udc.train.udc_sim.convert import convert_tree
 from udc.train.udc_sim.degrade import UDCDegrader
 from udc.train.udc_sim.profiles import PROFILES

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from udc.sdk.checkpoint import save_checkpoint
-from udc.sdk.config import get_config
-from udc.sdk.models.lrdif import LRDif
-from udc.sdk.table import format_table
+from udc.sdk.models.checkpoint import save_checkpoint
+from udc.sdk.models.config import get_config
+from udc.sdk.models.lrdif.model import LRDif
+from udc.sdk.console.table import format_table
 from udc.train.config import TrainConfig
 from udc.train.synthetic.dataset import generate_dataset
 from udc.train.trainer import Trainer
@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in filter(None, args.ddamfn.split(",")):
-            from udc.sdk.ddamfn_config import get_ddamfn_config
+            from udc.sdk.models.ddamfn_config import get_ddamfn_config
 
             per_class = max(2, (args.steps + 2) * args.batch // 7 + 1)
             data = generate_dataset(tmp / f"data-ddamfn-{name}", {"train": per_class, "val": 1},

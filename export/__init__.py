@@ -5,15 +5,10 @@ bundles (builds on udc.sdk; reads calibration faces through udc.train).
     run_export(ExportRequest(...))                                       # the same from Python (exporter)
 
 options            which target / backend / quant combinations exist, one-line errors for the rest
-calibration        real preprocessed faces (a dataset via udc.train.datasets, or the synthetic set)
-reference          the PyTorch reference's inputs/outputs per component on those faces
-rewrites           graph rewrites that keep every op inside the XNNPACK delegate
-quantize           int8 recipes (which layers stay float) and the measured choice between them
-executorch_export  torch.export -> (PT2E int8) -> to_edge_transform_and_lower -> .pte + .bpte
-coreml_export      ct.convert(mlprogram, iOS17, FLOAT16) -> .mlpackage, int8/int4 weight compression
-onnx_export        torch.onnx dynamo -> .onnx, ONNX Runtime static int8 (QDQ)
-fp16               fp16 range check and fp16 emulation (Core ML parity off macOS)
-delegation         delegated vs fall-back ops of a lowered ExecuTorch program, with reasons
-bundle_writer      manifest.json (the bundle format itself is udc.sdk.bundle)
+reference          the PyTorch reference's inputs/outputs per component on the calibration faces
+artifact           what exporting one component produces, whatever the target
+quant/             calibration faces, int8 recipes (which layers stay float) and the measured choice, fp16 checks
+targets/           one module per target: ExecuTorch (+ XNNPACK rewrites, delegation report), Core ML, ONNX
+bundle_writer      manifest.json (the bundle format itself is udc.sdk.runtime.bundle)
 exporter           one export end to end, atomically
 """

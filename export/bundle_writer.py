@@ -1,7 +1,7 @@
 """Assemble ``manifest.json`` (DESIGN.md section 3) from what the export produced.
 
 The bundle format itself (atomic writing, reading, sha256 verification, the JSON Schema) lives in
-:mod:`udc.sdk.bundle`, because apps and the SDK read bundles without ``udc.export``.
+:mod:`udc.sdk.runtime.bundle`, because apps and the SDK read bundles without ``udc.export``.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from udc.sdk.bundle import SCHEMA_VERSION
-from udc.sdk.components import COMPONENTS, FAMILY_CHAIN, family_of
-from udc.sdk.config import lrdif_label
-from udc.sdk.landmarks import ALIGNMENT_POINTS, canonical_landmarks, layout
+from udc.sdk.runtime.bundle import SCHEMA_VERSION
+from udc.sdk.models.components import COMPONENTS, FAMILY_CHAIN, family_of
+from udc.sdk.models.config import lrdif_label
+from udc.sdk.faces.landmarks import ALIGNMENT_POINTS, canonical_landmarks, layout
 
 from .artifact import Artifact
 from .reference import INPUTS, OUTPUT
@@ -62,7 +62,7 @@ def preprocessing(cfg, family: str = "lrdif") -> dict[str, Any]:
         "formula": "x = (rgb_uint8 / 255 - mean[c]) / std[c], shape [1, 3, crop_size, crop_size]",
         "alignment": {
             "method": "least-squares similarity (rotation + uniform scale + translation) of the alignment points "
-                      "onto the canonical face, bilinear warp, black fill (udc.sdk.face_align.align_face)",
+                      "onto the canonical face, bilinear warp, black fill (udc.sdk.faces.align.align_face)",
             "alignment_points": list(ALIGNMENT_POINTS),
             "canonical_landmarks": [[round(float(x), 6), round(float(y), 6)] for x, y in canonical_landmarks().tolist()],
             "canonical_units": "crop units (multiply by crop_size for pixels)",

@@ -23,9 +23,9 @@ os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 # torchao registers an Enum as a pytree constant and torch logs a deprecation line for it on import: noise
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
-from udc.sdk.config import CONFIGS  # noqa: E402
-from udc.sdk.ddamfn_config import DDAMFN_CONFIGS  # noqa: E402
-from udc.sdk.model_registry import FAMILIES  # noqa: E402
+from udc.sdk.models.config import CONFIGS  # noqa: E402
+from udc.sdk.models.ddamfn_config import DDAMFN_CONFIGS  # noqa: E402
+from udc.sdk.models.registry import FAMILIES  # noqa: E402
 
 from .options import BACKEND_CHOICES, QUANT_CHOICES, TARGETS  # noqa: E402
 
@@ -88,14 +88,14 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
     import warnings
 
     warnings.filterwarnings("ignore")
-    from udc.sdk.bundle import BundleError
-    from udc.sdk.quiet import setup
+    from udc.sdk.runtime.bundle import BundleError
+    from udc.sdk.console.quiet import setup
 
     setup(verbose)
-    from udc.sdk.checkpoint import CheckpointError
+    from udc.sdk.models.checkpoint import CheckpointError
     from udc.sdk.errors import UdcError
 
-    from .calibration import CalibrationError
+    from .quant.calibration import CalibrationError
     from .options import ExportOptionError, resolve
 
     if checkpoint is None and config_name is None:
@@ -142,7 +142,7 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
             raise click.ClickException(str(e)) from None
         raise
 
-    from .delegation import format_report
+    from .targets.delegation import format_report
 
     reports = {a.component: a.delegation for a in result.artifacts if a.delegation}
     if reports:

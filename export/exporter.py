@@ -4,7 +4,7 @@
                                       output="face.udc"))
     print(result.summary_table())
 
-The bundle directory is written atomically (:class:`udc.sdk.bundle.BundleWriter`): on any error
+The bundle directory is written atomically (:class:`udc.sdk.runtime.bundle.BundleWriter`): on any error
 nothing is left on disk, and an existing bundle is refused unless ``force``.
 """
 from __future__ import annotations
@@ -16,18 +16,19 @@ from typing import Any, Callable
 
 import torch
 
-from udc.sdk.bundle import BundleWriter
-from udc.sdk.checkpoint import file_sha256, load_checkpoint
-from udc.sdk.components import LOGIT_COMPONENTS, Component, chain_of, family_of, on_device_components
-from udc.sdk.model_registry import FAMILIES, config_names, random_init_model
-from udc.sdk.parity import MIN_FACES, THRESHOLDS, check, compare, rounded, summary
-from udc.sdk.table import format_table
+from udc.sdk.runtime.bundle import BundleWriter
+from udc.sdk.models.checkpoint import file_sha256, load_checkpoint
+from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of, family_of, on_device_components
+from udc.sdk.models.registry import FAMILIES, config_names, random_init_model
+from udc.sdk.parity.metrics import MIN_FACES, THRESHOLDS, check, compare, rounded, summary
+from udc.sdk.console.table import format_table
 
-from . import bundle_writer, fp16
+from . import bundle_writer
+from .quant import fp16
 from .artifact import Artifact
-from .calibration import calibration_sets
+from .quant.calibration import calibration_sets
 from .options import resolve
-from .quantize import selection_thresholds
+from .quant.recipes import selection_thresholds
 from .reference import INPUTS, OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
 
 LOGITS = LOGIT_COMPONENTS
@@ -147,7 +148,7 @@ def load_model(req: ExportRequest) -> tuple[Any, dict[str, Any], bool, str]:
 @dataclass
 class Emulation:
     """How a component that cannot run here (Core ML off macOS) is emulated for its parity: the precision
-    the package computes in and its weight compression (:func:`udc.export.fp16.emulate`)."""
+    the package computes in and its weight compression (:func:`udc.export.quant.fp16.emulate`)."""
     module: torch.nn.Module
     precision: str  # "fp16" | "fp32"
     weights: str | None
@@ -321,7 +322,7 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
                                    f"{', '.join(have)}")
     coreml_eps = {}
     if req.target == "coreml":  # an op Core ML cannot convert fails now, before any other work
-        from .coreml_export import prepare
+        from .targets.coreml_export import prepare
 
         coreml_eps = {c.name: prepare(c) for c in comps}
     calib_set, held_set = calibration_sets(model.cfg, req.calib, req.calib_n if quant == "int8" else 1, req.eval_n,
@@ -354,18 +355,18 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
                 precision, precision_checks[comp.name], emulated[comp.name] = _precision_for(comp, model, quant, held,
                                                                                              log)
             if req.target == "executorch":
-                from .executorch_export import export_component
+                from .targets.executorch_export import export_component
 
                 a = export_component(comp, model, backend, precision if coreml_like else quant, writer.root, calib,
                                      held, req.bundled_cases, req.threads, log)
                 if coreml_like:
                     a.quantization["compute_precision"] = "float16" if precision == "fp16" else "float32"
             elif req.target == "coreml":
-                from .coreml_export import export_component
+                from .targets.coreml_export import export_component
 
                 a = export_component(comp, quant, precision, writer.root, coreml_eps.get(comp.name))
             else:
-                from .onnx_export import export_component
+                from .targets.onnx_export import export_component
 
                 a = export_component(comp, model, quant, writer.root, calib, req.threads, log)
             if coreml_like:

@@ -12,11 +12,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from udc.sdk.components import COMPONENT_INPUTS, COMPONENT_OUTPUT, COMPONENTS, LOGIT_COMPONENTS, chain_of, reference_outputs
+from udc.sdk.models.components import COMPONENT_INPUTS, COMPONENT_OUTPUT, COMPONENTS, LOGIT_COMPONENTS, chain_of, reference_outputs
 
-from .calibration import FaceSet
+from .quant.calibration import FaceSet
 
-#: Input names of every component, in call order (as :func:`udc.sdk.components.on_device_components`).
+#: Input names of every component, in call order (as :func:`udc.sdk.models.components.on_device_components`).
 INPUTS = COMPONENT_INPUTS
 OUTPUT = COMPONENT_OUTPUT
 CHAIN = COMPONENTS  # LRDif's chain; a model's own: chain_of(model)

@@ -9,8 +9,8 @@ os.environ.setdefault("UDC_CACHE_DIR", tempfile.mkdtemp(prefix="udc-test-cache-"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from udc.sdk.config import tiny  # noqa: E402
-from udc.sdk.models.lrdif import LRDif  # noqa: E402
+from udc.sdk.models.config import tiny  # noqa: E402
+from udc.sdk.models.lrdif.model import LRDif  # noqa: E402
 
 # modulate_by_z: Z-modulation weights for random test models (defined with the end-to-end fixtures' helpers)
 from sdk_bundles import e2e_model, modulate_by_z  # noqa: E402,F401
@@ -38,7 +38,7 @@ def e2e_tiny():
 
 @pytest.fixture
 def batch(model):
-    from udc.sdk.components import example_inputs
+    from udc.sdk.models.components import example_inputs
 
     ex = example_inputs(model, batch=3, seed=1)
     ex["labels"] = torch.tensor([0, 3, 6])
@@ -56,7 +56,7 @@ def astronaut():
 @pytest.fixture(scope="session")
 def astronaut_landmarks(astronaut):
     """Its 478 MediaPipe Face Mesh points (detected once per session)."""
-    from udc.sdk.face_detect import MediaPipeFaceMesh
+    from udc.sdk.faces.detect import MediaPipeFaceMesh
 
     faces = MediaPipeFaceMesh().detect(astronaut)
     assert faces, "MediaPipe found no face in the astronaut photo"

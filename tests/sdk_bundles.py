@@ -36,7 +36,7 @@ CONTROL_MIN_DELTA = 1e-3
 def modulate_by_z(model, std: float = 0.05):
     """Z-modulation kernels start at zero (UDCformer ignores Z at init); give them random weights, as training
     does, so that Z, and everything upstream of it, reaches the logits in tests that use a random model."""
-    from udc.sdk.models.dt_network import ZModulation
+    from udc.sdk.models.lrdif.dt_network import ZModulation
 
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
@@ -52,7 +52,7 @@ def e2e_model(seed: int = 0, std: float = E2E_Z_STD):
     fpen_s2, the denoiser and the noise (:func:`model_upstream_deltas`)."""
     import warnings
 
-    from udc.sdk.model_registry import random_init_model
+    from udc.sdk.models.registry import random_init_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -75,7 +75,7 @@ def fit_head_to_clusters(model, n: int = 280, seed: int = 3):
     """Fit the classification head to 7 k-means clusters of the model's own head-input features on synthetic
     training faces (see tests/test_export.py's docstring: class boundaries in low-density regions, as a
     trained classifier has them, so top-1 agreement measures an export's error against real margins)."""
-    from udc.export.calibration import synthetic_faces
+    from udc.export.quant.calibration import synthetic_faces
 
     x = _head_features(model, synthetic_faces(model.cfg, n, seed=seed, split="train"))
     centers = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:7]].clone()
@@ -95,7 +95,7 @@ def fit_head_to_clusters(model, n: int = 280, seed: int = 3):
 def e2e_checkpoint(root: Path) -> Path:
     """:func:`e2e_model` saved once per session (in ``UDC_TEST_BUNDLE_CACHE`` when set, else under ``root``): the checkpoint of every
     LRDif test bundle and of tests/test_export.py."""
-    from udc.sdk.checkpoint import save_checkpoint
+    from udc.sdk.models.checkpoint import save_checkpoint
 
     cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
     key = ("checkpoint",)
@@ -143,8 +143,8 @@ def executorch_fp32_cli(root: Path) -> tuple[Path, str]:
 def control_faces(n: int = 8, seed: int = 5):
     """Held-out synthetic faces for the positive control, and a second face set whose components
     replace the first's one at a time (another face's features, EPR vector, noise)."""
-    from udc.export.calibration import synthetic_faces
-    from udc.sdk.config import tiny
+    from udc.export.quant.calibration import synthetic_faces
+    from udc.sdk.models.config import tiny
 
     a = synthetic_faces(tiny(), n, seed=seed, split="test")
     b = synthetic_faces(tiny(), n, seed=seed + 1, split="test")
@@ -168,7 +168,7 @@ def _run_chain(chain, inputs: dict, override: dict | None = None) -> tuple[np.nd
 
 
 def chain_upstream_deltas(chain, n: int = 8) -> dict[str, list[float]]:
-    """Per face, max|d logits| of the chain (a :class:`udc.sdk.chain.Chain`, any runtime) when
+    """Per face, max|d logits| of the chain (a :class:`udc.sdk.runtime.chain.Chain`, any runtime) when
     ``clip_image``'s output, the EPR vector (the denoiser's output) or the noise input is another face's."""
     a, b = control_faces(n)
 
@@ -231,10 +231,10 @@ def assert_upstream_reaches_logits(deltas: dict[str, list[float]], what: str = "
 def controlled_bundle(path: Path) -> Path:
     """Run the positive control on an LRDif bundle (once per session): on its own runtime where this host
     runs it, else on the PyTorch reference."""
-    from udc.sdk.bundle import load_bundle
-    from udc.sdk.chain import load_chain
-    from udc.sdk.model_registry import manifest_family
-    from udc.sdk.runtimes import host_runtimes
+    from udc.sdk.runtime.bundle import load_bundle
+    from udc.sdk.runtime.chain import load_chain
+    from udc.sdk.models.registry import manifest_family
+    from udc.sdk.runtime.runners import host_runtimes
 
     if path in _CONTROLLED:
         return path
@@ -281,7 +281,7 @@ def copy_bundle(src: Path, dst: Path) -> Path:
 
 def rehash(bundle: Path, component: str) -> None:
     """Rewrite the manifest's sha256/size of ``component`` after its file was changed on purpose."""
-    from udc.sdk.bundle import file_entry
+    from udc.sdk.runtime.bundle import file_entry
 
     mf = bundle / "manifest.json"
     m = json.loads(mf.read_text())

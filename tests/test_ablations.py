@@ -8,8 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from udc.sdk.config import tiny
-from udc.sdk.models.lrdif import LRDif
+from udc.sdk.models.config import tiny
+from udc.sdk.models.lrdif.model import LRDif
 from udc.train.cli import ablation_table
 from udc.train.config import PAPER_VARIANT, VARIANT_SETTINGS, VARIANTS, TrainConfig
 from udc.train.data import Crops
@@ -73,7 +73,7 @@ def test_ablation_table_fails_closed_on_nan_never_scored_empty_and_missing_seeds
 
 
 def test_finished_run_is_read_back_only_when_its_options_match_and_it_reached_the_last_epoch(tmp_path):
-    from udc.sdk.checkpoint import save_checkpoint
+    from udc.sdk.models.checkpoint import save_checkpoint
     from udc.train.cli import _finished_accuracy
 
     cfg = TrainConfig(data="x", epochs=2, out=str(tmp_path / "run"))
@@ -133,7 +133,7 @@ def test_ablations_cli_runs_the_whole_study(synth, tmp_path):
         ("LRDif_S2-V3 (Ours), Fig. 6", "V3", 32, "x0", "paper"),
     }
     assert "spread pp" in r.output and "LRDif_S2-V3 (Ours)" in r.output
-    from udc.sdk.checkpoint import read_checkpoint
+    from udc.sdk.models.checkpoint import read_checkpoint
 
     ck = read_checkpoint(out / "seed0" / "V3-T4-x0-post" / "best.pt")
     assert ck["config"]["udcformer"]["dil_form"] == "post" and ck["extra"]["variant"] == "V3"

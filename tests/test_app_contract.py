@@ -34,11 +34,11 @@ import warnings
 
 import pytest
 
-from udc.sdk import bundle as B
+from udc.sdk.runtime import bundle as B
 
 import app_contract as A  # tests/app_contract.py (tests/ is on sys.path under pytest's default import mode)
 
-SCHEMA = json.loads((B.Path(B.__file__).parent / "data" / "manifest.schema.json").read_text())
+SCHEMA = json.loads((B.Path(B.__file__).parents[1] / "data" / "manifest.schema.json").read_text())
 LANGS = ("kotlin", "swift")
 TARGET_OF = {"kotlin": "executorch", "swift": "coreml"}
 
@@ -177,7 +177,7 @@ def test_no_manifest_key_outside_manifest_keys_and_none_unused(lang):
 
 
 def test_app_syntax_constants_match_schema_and_sdk():
-    import udc.sdk.bundle as bundle
+    import udc.sdk.runtime.bundle as bundle
 
     props = SCHEMA["properties"]
     tensor_dtypes = SCHEMA["$defs"]["tensor"]["properties"]["dtype"]["enum"]
@@ -212,7 +212,7 @@ def test_real_manifests_pass_what_the_apps_check(et_bundle, coreml_bundle, ddamf
         assert m["diffusion"]["noise"]["shape"] == next(
             t["shape"] for t in m["components"]["denoiser"]["inputs"] if t["name"] == m["diffusion"]["noise"]["input"])
         assert m["landmark_layout"]["mediapipe_to_68"]["indices"] == json.loads(
-            (B.Path(B.__file__).parent / "data" / "landmarks68.json").read_text())["mediapipe_to_68"]["indices"]
+            (B.Path(B.__file__).parents[1] / "data" / "landmarks68.json").read_text())["mediapipe_to_68"]["indices"]
 
 
 @pytest.mark.slow
@@ -235,7 +235,7 @@ def test_pte_inputs_are_positional_in_manifest_order(et_bundle, ddamfn_et_bundle
 @pytest.mark.slow
 def test_mlpackage_inputs_are_named_as_in_the_manifest(coreml_bundle, ddamfn_coreml_bundle):
     """The iOS app feeds Core ML by the manifest's input names and reads outputs by name."""
-    from udc.sdk.runtimes.coreml_runtime import inspect
+    from udc.sdk.runtime.coreml_runtime import inspect
 
     for b, comp in [(b, c) for b in (coreml_bundle, ddamfn_coreml_bundle) for c in b.manifest["execution"]["order"]]:
         entry = b.manifest["components"][comp]
@@ -333,8 +333,8 @@ def test_the_apps_preprocessing_reproduces_the_sdk_face_pipeline(model):
     from skimage import data
 
     from udc.export import bundle_writer
-    from udc.sdk.face_pipeline import FacePipeline, to_model_input
-    from udc.sdk.landmarks import canonical_landmarks, layout
+    from udc.sdk.faces.pipeline import FacePipeline, to_model_input
+    from udc.sdk.faces.landmarks import canonical_landmarks, layout
 
     cfg = model.cfg
     manifest = {"preprocessing": bundle_writer.preprocessing(cfg), "landmark_layout": dict(layout())}
@@ -363,7 +363,7 @@ def _synthetic_manifest() -> dict:
     from types import SimpleNamespace
 
     from udc.export import bundle_writer as BW
-    from udc.sdk.landmarks import layout
+    from udc.sdk.faces.landmarks import layout
 
     cfg = SimpleNamespace(image_size=32, mean=[0.5] * 3, std=[0.25] * 3, num_landmarks=68)
     names = ["clip_image", "fpen_s2", "denoiser", "udcformer", "pipeline"]

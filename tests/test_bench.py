@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from sdk_bundles import export_bundle
-from udc.sdk.android import parse_devices, parse_runner_output, summarize_etdump
-from udc.sdk.bench import SCHEMA, STATS
-from udc.sdk.bench_cli import main as bench_main
-from udc.sdk.parity_cli import main as parity_main
+from udc.sdk.bench.android import parse_devices, parse_runner_output, summarize_etdump
+from udc.sdk.bench.host import SCHEMA, STATS
+from udc.sdk.cli.bench import main as bench_main
+from udc.sdk.cli.parity import main as parity_main
 
 #: needs the session's exported bundle (tens of seconds to minutes on 2 cores): not in `make test-quick`
 SLOW = pytest.mark.slow

@@ -34,8 +34,8 @@ class _Opaque:
 
 
 def test_instrument_execute_times_the_runtime_call_alone():
-    from udc.sdk.bench import instrument_execute
-    from udc.sdk.chain import Chain, Step
+    from udc.sdk.bench.host import instrument_execute
+    from udc.sdk.runtime.chain import Chain, Step
 
     chain = Chain("executorch", [Step("a", _Runner(), ["image"], {}, ["out"]), Step("b", _Opaque(), ["image"], {},
                                                                                       ["out"])])
@@ -54,8 +54,8 @@ def bundle(tmp_path_factory):
 
 @pytest.mark.slow  # needs an exported session bundle
 def test_rows_run_in_their_own_process_with_one_thread_count(bundle):
-    from udc.sdk.bench import default_threads, host_bench, rss_mb
-    from udc.sdk.bench_cli import table
+    from udc.sdk.bench.host import default_threads, host_bench, rss_mb
+    from udc.sdk.cli.bench import table
 
     ballast = np.ones(700 * 2 ** 20, np.uint8)  # 700 MB resident in this process only
     parent_rss = rss_mb()
@@ -74,7 +74,7 @@ def test_rows_run_in_their_own_process_with_one_thread_count(bundle):
 
 @pytest.mark.slow  # needs an exported session bundle
 def test_in_process_rows_share_the_given_thread_count(bundle):
-    from udc.sdk.bench import host_bench
+    from udc.sdk.bench.host import host_bench
 
     r = host_bench(bundle, ["executorch", "torch"], warmup=0, iters=2, threads=1, progress=False, isolate=False)
     assert [row["threads"] for row in r["rows"]] == [1, 1] and r["device"]["threads"] == 1
@@ -82,7 +82,7 @@ def test_in_process_rows_share_the_given_thread_count(bundle):
 
 
 def test_isolated_row_error_is_one_typed_line(tmp_path):
-    from udc.sdk.bench import bench_runtime_isolated
+    from udc.sdk.bench.host import bench_runtime_isolated
     from udc.sdk.errors import UdcError
 
     with pytest.raises(UdcError) as e:

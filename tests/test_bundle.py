@@ -1,4 +1,4 @@
-"""The bundle format (udc.sdk.bundle), the parity metrics (udc.sdk.parity) and the runtime adapters'
+"""The bundle format (udc.sdk.runtime.bundle), the parity metrics (udc.sdk.parity.metrics) and the runtime adapters'
 contracts: fast, no export involved (the bundles here hold stand-in files)."""
 import json
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from udc.sdk import bundle as B
-from udc.sdk import parity
+from udc.sdk.runtime import bundle as B
+from udc.sdk.parity import metrics as parity
 
 
 def _component(name, file, size_in=(1, 4), size_out=(1, 2)):
@@ -216,7 +216,7 @@ def test_margin_explained_flips():
 
 # ---------------------------------------------------------------------------------------- runtimes
 def test_runtime_selection_and_coreml_off_macos(tmp_path):
-    from udc.sdk import runtimes
+    from udc.sdk.runtime import runners as runtimes
 
     assert runtimes.runtime_for("a/b.pte") == "executorch"
     assert runtimes.runtime_for("b.onnx") == "onnxruntime"
@@ -231,8 +231,8 @@ def test_runtime_selection_and_coreml_off_macos(tmp_path):
 
 
 def test_torch_reference_runner(model):
-    from udc.sdk.components import on_device_components
-    from udc.sdk.runtimes.torch_runtime import from_module
+    from udc.sdk.models.components import on_device_components
+    from udc.sdk.runtime.torch_runtime import from_module
 
     comp = on_device_components(model)[1]
     run = from_module(comp.module, list(comp.inputs), list(comp.outputs))

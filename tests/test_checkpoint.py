@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from udc.sdk.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from udc.sdk.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def test_checkpoint_round_trip(model, batch, tmp_path):

@@ -2,7 +2,7 @@ import json
 
 from click.testing import CliRunner
 
-from udc.sdk.cli import info_main, main
+from udc.sdk.cli.main import info_main, main
 
 
 def test_udc_info_paper_prints_the_table():

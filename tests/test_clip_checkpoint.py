@@ -7,13 +7,13 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
 from udc.sdk.labels import prompts
-from udc.sdk.models.clip import CLIPTextTower, CLIPVisionTower
-from udc.sdk.models.clip_checkpoint import (
+from udc.sdk.models.lrdif.clip import CLIPTextTower, CLIPVisionTower
+from udc.sdk.models.lrdif.clip_checkpoint import (
     CLIPCheckpointError, hf_to_openai, infer_text_config, infer_vision_config, openai_to_hf, read_clip_checkpoint,
     save_hf_clip_dir,
 )
-from udc.sdk.models.lrdif import build_model
-from udc.sdk.models.tokenizer import ClipTokenizer
+from udc.sdk.models.lrdif.model import build_model
+from udc.sdk.models.lrdif.tokenizer import ClipTokenizer
 
 
 @pytest.fixture

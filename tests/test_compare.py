@@ -149,7 +149,7 @@ def test_child_error_is_a_row_status_not_a_crash(cmp):
 
 
 def test_empty_faces_refused(cmp, tmp_path):
-    from udc.sdk.parity_data import Faces
+    from udc.sdk.parity.data import Faces
 
     with pytest.raises(ValueError):
         cmp.save_faces(tmp_path / "f.npz", Faces(np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0, 68, 2), np.float32),
@@ -194,8 +194,8 @@ def _tiny_onnx(path: Path) -> Path:
 
 
 def test_ort_tuning_same_outputs_and_reported(tmp_path):
-    from udc.sdk.runtimes import onnx_runtime
-    from udc.sdk.runtimes.onnx_runtime import OnnxRuntimeRunner
+    from udc.sdk.runtime import onnx_runtime
+    from udc.sdk.runtime.onnx_runtime import OnnxRuntimeRunner
 
     path = _tiny_onnx(tmp_path / "t.onnx")
     x = np.random.default_rng(1).standard_normal((1, 4, 8)).astype(np.float32)

@@ -1,6 +1,6 @@
 import pytest
 
-from udc.sdk.config import CONFIGS, config_from_dict, get_config, tiny
+from udc.sdk.models.config import CONFIGS, config_from_dict, get_config, tiny
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from udc.sdk.errors import LandmarksError, NoFaceError, UdcError
-from udc.sdk.face_align import align_face, check_landmarks, similarity_transform
-from udc.sdk.landmarks import canonical_landmarks
+from udc.sdk.faces.align import align_face, check_landmarks, similarity_transform
+from udc.sdk.faces.landmarks import canonical_landmarks
 
 
 def _face_points(scale=40.0, offset=5.0):
@@ -41,7 +41,7 @@ def test_similarity_transform_refuses_nan_instead_of_svd_failure():
 
 
 def test_face_pipeline_with_nan_landmarks_raises_landmarks_error():
-    from udc.sdk.face_pipeline import FacePipeline
+    from udc.sdk.faces.pipeline import FacePipeline
 
     with pytest.raises(LandmarksError):
         FacePipeline(32, detector=object())(np.zeros((50, 50, 3), np.uint8), landmarks=np.full((68, 2), np.nan))
@@ -65,7 +65,7 @@ class SizeDetector:
 
 
 def test_crop_landmarks_paths_and_coordinates():
-    from udc.sdk.face_pipeline import canonical_crop_landmarks, crop_landmarks
+    from udc.sdk.faces.pipeline import canonical_crop_landmarks, crop_landmarks
 
     rgb = np.full((48, 48, 3), 120, np.uint8)
     lm, path = crop_landmarks(rgb, SizeDetector(1))
@@ -82,7 +82,7 @@ def test_crop_landmarks_paths_and_coordinates():
 def test_crop_landmarks_upscaled_maps_back_exactly():
     """A detector that reports the true position of a marker in the enlarged, padded image: mapped back,
     it lands on the marker in the original crop."""
-    from udc.sdk.face_pipeline import crop_landmarks
+    from udc.sdk.faces.pipeline import crop_landmarks
 
     rgb = np.zeros((40, 40, 3), np.uint8)
     rgb[10:14, 24:28] = 255  # marker centred at (26, 12) (pixel centres: x 24.5..27.5)
@@ -105,9 +105,9 @@ def test_real_lfw_crops_all_get_landmarks_with_the_fallback():
     take the canonical path; with the fallback no crop is left without landmarks."""
     from skimage import data
 
-    from udc.sdk.face_detect import MediaPipeFaceMesh
-    from udc.sdk.face_pipeline import crop_landmarks
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.detect import MediaPipeFaceMesh
+    from udc.sdk.faces.pipeline import crop_landmarks
+    from udc.sdk.faces.images import load_image
 
     lfw = data.lfw_subset()
     det = MediaPipeFaceMesh()

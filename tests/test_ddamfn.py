@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from udc.sdk.ddamfn_config import DDAMFNConfig, ddamfn_config_from_dict, get_ddamfn_config, paper, tiny
-from udc.sdk.losses_fer import attention_loss, ddamfn_total_loss
-from udc.sdk.models.ddamfn import DDAMFN, convert_official_state_dict
-from udc.sdk.profiling import count_macs, count_params
+from udc.sdk.models.ddamfn_config import DDAMFNConfig, ddamfn_config_from_dict, get_ddamfn_config, paper, tiny
+from udc.train.losses.fer import attention_loss, ddamfn_total_loss
+from udc.sdk.models.ddamfn.model import DDAMFN, convert_official_state_dict
+from udc.sdk.models.profiling import count_macs, count_params
 
 
 @pytest.fixture

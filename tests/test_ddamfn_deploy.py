@@ -16,9 +16,9 @@ import torch
 from click.testing import CliRunner
 
 from sdk_bundles import export_bundle, write_face_folder
-from udc.sdk.bundle import load_bundle, validate_manifest
-from udc.sdk.recognizer import Recognizer
-from udc.sdk.runtimes import host_runtimes
+from udc.sdk.runtime.bundle import load_bundle, validate_manifest
+from udc.sdk.runtime.recognizer import Recognizer
+from udc.sdk.runtime.runners import host_runtimes
 
 #: every test here needs an exported session bundle (minutes on 2 cores): not in `make test-quick`
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_export_manifest_and_parity(root, target, quant):
 
 
 def test_coreml_bundle_spec(root):
-    from udc.sdk.runtimes.coreml_runtime import inspect
+    from udc.sdk.runtime.coreml_runtime import inspect
 
     b = load_bundle(_bundle(root, "coreml", "fp16"))
     m = b.manifest
@@ -80,7 +80,7 @@ def test_coreml_bundle_spec(root):
 
 
 def test_schema_family_rules(root):
-    from udc.sdk.bundle import BundleError
+    from udc.sdk.runtime.bundle import BundleError
 
     m = load_bundle(_bundle(root, "onnx", "fp32")).manifest
     bad = dict(m, execution=dict(m["execution"], order=["clip_image"]))
@@ -106,8 +106,8 @@ def test_astronaut_label_matches_torch_on_every_runtime(root, astronaut, astrona
         assert np.allclose(p.logits, ref.logits, atol=tol), (rt, p.logits, ref.logits)
         assert set(p.timings) >= {"preprocess", "ddamfn", "model", "total"}
     # the reference is the model udc-export built: the same seeded random init, run here in eager PyTorch
-    from udc.sdk.components import example_inputs
-    from udc.sdk.model_registry import random_init_model
+    from udc.sdk.models.components import example_inputs
+    from udc.sdk.models.registry import random_init_model
 
     model = random_init_model("ddamfn", "tiny", 0)
     rec = Recognizer.load(b, "torch")
@@ -125,7 +125,7 @@ def faces_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("target,quant", [("executorch", "int8"), ("onnx", "fp32")])
 def test_udc_parity_on_ddamfn(root, faces_dir, target, quant):
-    from udc.sdk.parity_cli import main
+    from udc.sdk.cli.parity import main
 
     b = _bundle(root, target, quant)
     res = CliRunner().invoke(main, [str(b), "--n", "32", "--json", "--data", str(faces_dir), "--threads", "1"])
@@ -137,7 +137,7 @@ def test_udc_parity_on_ddamfn(root, faces_dir, target, quant):
 
 
 def test_host_bench_runs_ddamfn(root):
-    from udc.sdk.bench import host_bench
+    from udc.sdk.bench.host import host_bench
 
     r = host_bench(_bundle(root, "executorch", "fp32"), ["executorch", "torch"], warmup=1, iters=3, threads=1,
                    progress=False)
@@ -192,7 +192,7 @@ def test_predict_video_on_a_frame_folder(root, frame_folder):
 
 
 def test_udc_predict_video_cli(root, frame_folder, tmp_path):
-    from udc.sdk.predict_cli import main
+    from udc.sdk.cli.predict import main
 
     b = str(_bundle(root, "onnx", "fp32"))
     res = CliRunner().invoke(main, [b, "--video", str(frame_folder), "--segments", "3", "--frames-per-segment", "1",
@@ -210,8 +210,8 @@ def test_udc_predict_video_cli(root, frame_folder, tmp_path):
 
 def test_export_cli_ddamfn_checkpoint_and_usage_errors(tmp_path):
     from udc.export.cli import main
-    from udc.sdk.checkpoint import save_checkpoint
-    from udc.sdk.model_registry import random_init_model
+    from udc.sdk.models.checkpoint import save_checkpoint
+    from udc.sdk.models.registry import random_init_model
 
     model = random_init_model("ddamfn", "tiny", 3)
     ckpt = save_checkpoint(model, tmp_path / "ddamfn.pt")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from udc.sdk.config import DiffusionConfig
-from udc.sdk.models.diffusion import DiffusionSchedule, EPRDiffusion
+from udc.sdk.models.config import DiffusionConfig
+from udc.sdk.models.lrdif.diffusion import DiffusionSchedule, EPRDiffusion
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4, 8, 16])

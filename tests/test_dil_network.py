@@ -4,15 +4,15 @@ every checkpoint saved before ``dil_form`` existed loads as."""
 import pytest
 import torch
 
-from udc.sdk.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from udc.sdk.config import config_from_dict, fer, tiny
-from udc.sdk.models.dil_network import SharedQueryDILBlock, WindowCrossAttention
-from udc.sdk.models.layers import window_partition
-from udc.sdk.models.lrdif import LRDif
+from udc.sdk.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from udc.sdk.models.config import config_from_dict, fer, tiny
+from udc.sdk.models.lrdif.dil_network import SharedQueryDILBlock, WindowCrossAttention
+from udc.sdk.models.lrdif.layers import window_partition
+from udc.sdk.models.lrdif.model import LRDif
 
 
 def test_every_config_defaults_to_the_paper_form_and_saved_configs_without_the_field_load_as_post():
-    from udc.sdk.config import CONFIGS
+    from udc.sdk.models.config import CONFIGS
 
     assert {name: make().udcformer.dil_form for name, make in CONFIGS.items()} == dict.fromkeys(CONFIGS, "paper")
     assert config_from_dict(fer().to_dict()).udcformer.dil_form == "paper"  # a saved paper-form config stays paper

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from udc.sdk import doctor
-from udc.sdk.cli import main
+from udc.sdk.cli import doctor
+from udc.sdk.cli.main import main
 
 
 def test_python_range():

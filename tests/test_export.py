@@ -1,5 +1,5 @@
 """udc-export end to end on the tiny config: every target, the parity of every exported file against
-the PyTorch reference (re-measured here through udc.sdk.runtimes, not read back from the manifest),
+the PyTorch reference (re-measured here through udc.sdk.runtime.runners, not read back from the manifest),
 the manifest, checksums, determinism, and the one-line errors.
 
 The checkpoint (module fixture): a tiny model whose classification head was fitted to 7 clusters of
@@ -37,9 +37,9 @@ import torch
 from click.testing import CliRunner
 
 from udc.export.cli import main
-from udc.sdk import bundle as B
-from udc.sdk.config import tiny
-from udc.sdk.parity import THRESHOLDS, compare
+from udc.sdk.runtime import bundle as B
+from udc.sdk.models.config import tiny
+from udc.sdk.parity.metrics import THRESHOLDS, compare
 
 EVAL_N = 200
 CALIB_N = 32
@@ -60,8 +60,8 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def held_faces():
     """The held-out faces the exporter evaluates on (synthetic test split, seed 0)."""
-    from udc.export.calibration import synthetic_faces
-    from udc.sdk.config import tiny
+    from udc.export.quant.calibration import synthetic_faces
+    from udc.sdk.models.config import tiny
 
     return synthetic_faces(tiny(), EVAL_N, seed=0, split="test")
 
@@ -69,7 +69,7 @@ def held_faces():
 @pytest.fixture(scope="module")
 def reference(checkpoint, held_faces):
     from udc.export.reference import reference_io
-    from udc.sdk.checkpoint import load_checkpoint
+    from udc.sdk.models.checkpoint import load_checkpoint
 
     from sdk_bundles import assert_upstream_reaches_logits, model_upstream_deltas
 
@@ -112,7 +112,7 @@ def coreml_fp16(tmp_path_factory, checkpoint):
 
 
 def _runner(bundle, component):
-    from udc.sdk.runtimes import load
+    from udc.sdk.runtime.runners import load
 
     names = [i["name"] for i in bundle.manifest["components"][component]["inputs"]]
     run = load(bundle.file(component), input_names=names, threads=1)
@@ -120,7 +120,7 @@ def _runner(bundle, component):
 
 
 def _run_all(bundle, ref, component):
-    """Run one exported component on every held-out face through udc.sdk.runtimes."""
+    """Run one exported component on every held-out face through udc.sdk.runtime.runners."""
     from udc.export.reference import per_sample
 
     return per_sample(_runner(bundle, component), ref, component)
@@ -161,7 +161,7 @@ def _check_manifest(bundle, target, quant, components=FOUR):
     assert list(m["components"]) == components
     assert ("partial" in m) is (components[:4] != FOUR)
     assert m["landmark_layout"]["mediapipe_to_68"]["indices"] == json.loads(
-        (B.Path(B.__file__).parent / "data" / "landmarks68.json").read_text())["mediapipe_to_68"]["indices"]
+        (B.Path(B.__file__).parents[1] / "data" / "landmarks68.json").read_text())["mediapipe_to_68"]["indices"]
     assert m["preprocessing"]["crop_size"] == 64 and m["preprocessing"]["channel_order"] == "RGB"
     assert m["labels"] == list(tiny().labels) and len(m["labels"]) == 7
     assert m["diffusion"]["steps"] == 4 and len(m["diffusion"]["betas"]) == 4
@@ -202,7 +202,7 @@ def _check_int8(bundle, ref, logits):
 
 
 def _remeasure_int8(bundle, ref, model, components):
-    """Each int8 component re-run here (udc.sdk.runtimes) on the held-out faces, not read back from the
+    """Each int8 component re-run here (udc.sdk.runtime.runners) on the held-out faces, not read back from the
     manifest: its own output against the reference, and the logits with only it in int8 (float rest). Its
     int8 error must reach the logits (above the fp32 bound: the logits depend on it) and stay within the
     int8 thresholds. Returns max|d logits| per component."""
@@ -287,8 +287,8 @@ def test_onnx_fp32_fused(tmp_path, held_faces):
     logits depend on the noise input (positive control, first), and match the reference's."""
     from sdk_bundles import assert_upstream_reaches_logits, chain_upstream_deltas, e2e_checkpoint
     from udc.export.reference import reference_io
-    from udc.sdk.chain import load_chain
-    from udc.sdk.checkpoint import load_checkpoint
+    from udc.sdk.runtime.chain import load_chain
+    from udc.sdk.models.checkpoint import load_checkpoint
 
     ckpt = e2e_checkpoint(tmp_path)
     comps = ["clip_image", "fpen_s2", "denoiser", "pipeline"]
@@ -371,7 +371,7 @@ def test_second_export_gives_the_same_manifest(tmp_path, checkpoint, target):
 
 # ------------------------------------------------------------------------------------------ Core ML
 def _coreml_spec_checks(bundle):
-    from udc.sdk.runtimes.coreml_runtime import inspect
+    from udc.sdk.runtime.coreml_runtime import inspect
 
     m = bundle.manifest
     assert m["target"] == "coreml" and m["backend"] == "coreml"
@@ -420,7 +420,7 @@ def test_coreml_int4_palettize_spec(tmp_path, checkpoint):
 
 @pytest.mark.slow
 def test_coreml_prediction(coreml_fp16, reference):
-    from udc.sdk.runtimes import RuntimeUnavailableError
+    from udc.sdk.runtime.runners import RuntimeUnavailableError
 
     bundle = B.load_bundle(coreml_fp16)
     if platform.system() != "Darwin":
@@ -498,7 +498,7 @@ def test_refuses_to_overwrite_without_force(tmp_path):
 @pytest.mark.slow
 def test_coreml_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     from udc.export import exporter
-    from udc.sdk.components import Component
+    from udc.sdk.models.components import Component
 
     class Lgamma(torch.nn.Module):
         def forward(self, image):
@@ -514,8 +514,8 @@ def test_coreml_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, monkeypa
 
 
 def test_calibration_faces_from_a_dataset_directory(tmp_path):
-    from udc.export.calibration import calibration_sets
-    from udc.sdk.config import tiny
+    from udc.export.quant.calibration import calibration_sets
+    from udc.sdk.models.config import tiny
     from udc.train.synthetic.dataset import generate_dataset
 
     root = generate_dataset(tmp_path / "synth", counts={"train": 2, "test": 1}, size=80, progress=False)

@@ -8,7 +8,7 @@ asserted first (a positive control), so "exported == eager" covers the Z path to
 import pytest
 import torch
 
-from udc.sdk.components import on_device_components
+from udc.sdk.models.components import on_device_components
 
 pytestmark = pytest.mark.slow  # torch.export of every component: minutes on a loaded 2-core host
 

@@ -7,10 +7,10 @@ from PIL import Image
 from skimage import data  # a declared test dependency ([test] extra): no skip
 
 from udc.sdk.errors import ImageError, NoFaceError
-from udc.sdk.face_align import align_face, similarity_transform, template
-from udc.sdk.face_pipeline import FacePipeline, to_model_input
-from udc.sdk.images import load_image
-from udc.sdk.landmarks import ALIGNMENT_POINTS, MEDIAPIPE_TO_68
+from udc.sdk.faces.align import align_face, similarity_transform, template
+from udc.sdk.faces.pipeline import FacePipeline, to_model_input
+from udc.sdk.faces.images import load_image
+from udc.sdk.faces.landmarks import ALIGNMENT_POINTS, MEDIAPIPE_TO_68
 
 
 

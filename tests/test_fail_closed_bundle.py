@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from udc.sdk import bundle as B
+from udc.sdk.runtime import bundle as B
 
 FOUR = ("clip_image", "fpen_s2", "denoiser", "udcformer")
 
@@ -171,7 +171,7 @@ def _onnx_bytes(inputs=("a", "b"), outputs=("y1", "y2")) -> bytes:
 
 def test_chain_loads_the_verified_bytes_not_a_swapped_file(tmp_path, model):
     """Verify, then swap a component file for another valid program: the chain refuses to load it."""
-    from udc.sdk.chain import load_chain
+    from udc.sdk.runtime.chain import load_chain
 
     manifest = _manifest(model)
     with B.BundleWriter(tmp_path / "real.udc") as w:
@@ -247,7 +247,7 @@ def test_a_killed_commit_gets_its_old_bundle_back(tmp_path, model):
 
 # ------------------------------------------------------------------------------- 11. ONNX by name
 def test_onnx_inputs_are_fed_by_name(tmp_path):
-    from udc.sdk.runtimes import load
+    from udc.sdk.runtime.runners import load
 
     p = tmp_path / "m.onnx"
     p.write_bytes(_onnx_bytes())
@@ -259,7 +259,7 @@ def test_onnx_inputs_are_fed_by_name(tmp_path):
     np.testing.assert_allclose(y2, a + b)
     y2, y1 = load(p, input_names=["a", "b"], output_names=["y2", "y1"], data=p.read_bytes())({"a": a, "b": b})
     np.testing.assert_allclose(y1, a - 2 * b)  # outputs in the order asked for, from bytes
-    from udc.sdk.runtimes import ProgramIOError
+    from udc.sdk.runtime.runners import ProgramIOError
 
     with pytest.raises(ProgramIOError, match="no output named 'logits'"):
         load(p, input_names=["a", "b"], output_names=["logits"])
@@ -268,7 +268,7 @@ def test_onnx_inputs_are_fed_by_name(tmp_path):
 
 
 def test_unknown_wired_output_is_an_error_not_the_first_output(model):
-    from udc.sdk.chain import _sources
+    from udc.sdk.runtime.chain import _sources
 
     m = _manifest(model)
     m["wiring"]["fpen_s2.image_features"] = "clip_image.features_v2"

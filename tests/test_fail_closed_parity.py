@@ -15,8 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights, write_face_folder
-from udc.sdk import parity
-from udc.sdk.parity import MIN_FACES, THRESHOLDS, ParityThresholdError, check, compare, thresholds_for
+from udc.sdk.parity import metrics as parity
+from udc.sdk.parity.metrics import MIN_FACES, THRESHOLDS, ParityThresholdError, check, compare, thresholds_for
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def faces_dir(tmp_path_factory):
 
 
 def _cli(*args):
-    from udc.sdk.parity_cli import main
+    from udc.sdk.cli.parity import main
 
     res = CliRunner().invoke(main, [str(a) for a in args])
     assert "Traceback" not in res.output, res.output
@@ -114,7 +114,7 @@ def test_missing_or_none_metric_fails(metric):
 def test_fp16_overflow_is_a_failure_not_a_traceback():
     """The Core ML fp16 emulation of a component whose activations overflow fp16: it used to crash the export
     (psnr's log10(0), then ``None < threshold``); now it is a failed row."""
-    from udc.export import fp16
+    from udc.export.quant import fp16
     from udc.export.exporter import _parity_entry
 
     class Big(torch.nn.Module):
@@ -142,10 +142,10 @@ def test_runtime_torch_is_refused(onnx_fp32, faces_dir):
 # ------------------------------------------------------------------------------- 3. Core ML emulation precision
 @pytest.fixture(scope="module")
 def tiny_ref():
-    from udc.export.calibration import synthetic_faces
+    from udc.export.quant.calibration import synthetic_faces
     from udc.export.reference import reference_io
-    from udc.sdk.config import tiny
-    from udc.sdk.models.lrdif import LRDif
+    from udc.sdk.models.config import tiny
+    from udc.sdk.models.lrdif.model import LRDif
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -156,9 +156,9 @@ def tiny_ref():
 
 def _coreml_row(model, ref, quant, monkeypatch=None):
     from udc.export.artifact import Artifact
-    from udc.export.coreml_export import COREML_NOT_HERE
+    from udc.export.targets.coreml_export import COREML_NOT_HERE
     from udc.export.exporter import _precision_for, parity_report
-    from udc.sdk.components import on_device_components
+    from udc.sdk.models.components import on_device_components
 
     comp = next(c for c in on_device_components(model) if c.name == "fpen_s2")
     precision, record, emu = _precision_for(comp, model, quant, ref, lambda *_: None)
@@ -175,7 +175,7 @@ def _coreml_row(model, ref, quant, monkeypatch=None):
     ("fp16", False, "fp16"),
 ])
 def test_coreml_parity_emulates_the_precision_the_package_uses(tiny_ref, monkeypatch, quant, range_check_fails, want):
-    from udc.export import fp16
+    from udc.export.quant import fp16
 
     model, ref = tiny_ref
     if range_check_fails:
@@ -320,7 +320,7 @@ def test_perturbed_int8_bundle_fails_through_udc_parity(onnx_fp32, faces_dir, tm
 
 # ------------------------------------------------------------------------------- 5. the Android check's label
 def _fake_android(monkeypatch):
-    from udc.sdk import android
+    from udc.sdk.bench import android
 
     class Result:
         def to_dict(self):
@@ -351,8 +351,8 @@ def _fake_android(monkeypatch):
     ("PyTorch float32 reference", "vs its PyTorch reference output"),
 ])
 def test_android_check_says_what_its_expected_outputs_are(monkeypatch, tmp_path, expected, title):
-    from udc.sdk.bundle import Bundle
-    from udc.sdk.parity_cli import android_parity, android_table
+    from udc.sdk.runtime.bundle import Bundle
+    from udc.sdk.cli.parity import android_parity, android_table
 
     _fake_android(monkeypatch)
     comps = {n: {"file": f"{n}.pte", "bundled_program": {"file": f"{n}.bpte", "expected_outputs": expected,
@@ -370,7 +370,7 @@ def test_android_check_says_what_its_expected_outputs_are(monkeypatch, tmp_path,
 
 # ------------------------------------------------------------------------------- 6. minimum number of faces
 def test_verdict_needs_min_faces():
-    from udc.sdk.parity_run import verdict
+    from udc.sdk.parity.run import verdict
 
     assert MIN_FACES == 32
     assert verdict(True, MIN_FACES) == "PASS" and verdict(True, MIN_FACES - 1) == "INCONCLUSIVE"
@@ -406,7 +406,7 @@ def test_synthetic_faces_are_warned_about_and_recorded(partial_export):
     assert m["quantization"]["calibration"]["kind"] == "synthetic" and m["parity"]["inputs"]["kind"] == "synthetic"
     assert any("synthetic" in w for w in m["warnings"]) and r.warnings == m["warnings"]
     assert m["parity"]["conclusive"] is False and m["parity"]["min_faces"] == MIN_FACES
-    from udc.sdk.bundle import load_bundle
+    from udc.sdk.runtime.bundle import load_bundle
 
     load_bundle(r.path)  # the new fields fit the schema
 
@@ -419,8 +419,8 @@ def test_synthetic_warning_for_a_checkpoint_says_why():
 
 
 def test_recognizer_refuses_a_partial_bundle(partial_export):
-    from udc.sdk.bundle import BundleError
-    from udc.sdk.recognizer import Recognizer
+    from udc.sdk.runtime.bundle import BundleError
+    from udc.sdk.runtime.recognizer import Recognizer
 
     with pytest.raises(BundleError, match="partial bundle .*apps refuse it"):
         Recognizer.load(partial_export[0].path)
@@ -429,8 +429,8 @@ def test_recognizer_refuses_a_partial_bundle(partial_export):
 
 
 def test_recognizer_warns_or_refuses_a_failed_parity_bundle(onnx_fp32, tmp_path):
-    from udc.sdk.bundle import BundleError
-    from udc.sdk.recognizer import ParityWarning, Recognizer
+    from udc.sdk.runtime.bundle import BundleError
+    from udc.sdk.runtime.recognizer import ParityWarning, Recognizer
 
     b = copy_bundle(onnx_fp32, tmp_path / "failed.udc")
     with warnings.catch_warnings():
@@ -467,7 +467,7 @@ def test_force_says_when_a_failed_export_replaces_a_passing_bundle(tmp_path, mon
 def test_compare_refuses_empty_and_mismatched_outputs():
     """An empty batch compares nothing (a typed one-line error, not numpy's bare ValueError from max());
     different shapes likewise."""
-    from udc.sdk.parity import ParityInputError, compare
+    from udc.sdk.parity.metrics import ParityInputError, compare
 
     with pytest.raises(ParityInputError, match="nothing to compare"):
         compare(np.zeros((0, 7), np.float32), np.zeros((0, 7), np.float32), logits=True)

@@ -2,9 +2,9 @@
 import torch
 import torch.nn.functional as F
 
-from udc.sdk.ddamfn_config import ddamfn_config_from_dict, tiny
-from udc.sdk.losses_fer import ddamfn_total_loss, gca_aux_loss
-from udc.sdk.models.ddamfn import DDAMFN
+from udc.sdk.models.ddamfn_config import ddamfn_config_from_dict, tiny
+from udc.train.losses.fer import ddamfn_total_loss, gca_aux_loss
+from udc.sdk.models.ddamfn.model import DDAMFN
 
 
 def _model(**kw):

@@ -1,7 +1,7 @@
 """Gradients reach every trainable parameter of each stage, and never the frozen CLIP towers."""
 import torch
 
-from udc.sdk.losses import ce_loss, total_loss
+from udc.train.losses.lrdif import ce_loss, total_loss
 
 
 def _assert_all_have_grad(params, names):

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from udc.sdk.losses_fer import attention_loss, ddamfn_total_loss, ial_total_loss, intensity_aware_loss
-from udc.sdk.models.gca import GCA
+from udc.train.losses.fer import attention_loss, ddamfn_total_loss, ial_total_loss, intensity_aware_loss
+from udc.sdk.models.ddamfn.gca import GCA
 
 # ---------------------------------------------------------------- intensity-aware loss
 

@@ -23,7 +23,7 @@ from udc.sdk.errors import ImageError
 # ----------------------------------------------------------------------------- item 12: small face, big photo
 @pytest.fixture(scope="module")
 def detector():
-    from udc.sdk.face_detect import MediaPipeFaceMesh
+    from udc.sdk.faces.detect import MediaPipeFaceMesh
 
     return MediaPipeFaceMesh()
 
@@ -76,7 +76,7 @@ def test_without_the_tiled_search_the_small_face_is_missed(detector):
 
 
 def test_tile_grid_covers_with_overlap():
-    from udc.sdk.face_detect import tile_grid
+    from udc.sdk.faces.detect import tile_grid
 
     assert tile_grid(500, 640) == [0]
     starts = tile_grid(2000, 640)
@@ -86,7 +86,7 @@ def test_tile_grid_covers_with_overlap():
 
 # ----------------------------------------------------------------------------- item 14: unreadable inputs
 def test_directory_is_reported_as_a_directory(tmp_path):
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.images import load_image
 
     with pytest.raises(ImageError, match="is a directory"):
         load_image(tmp_path)
@@ -95,7 +95,7 @@ def test_directory_is_reported_as_a_directory(tmp_path):
 
 
 def test_permission_denied_is_a_typed_one_line_error(tmp_path, monkeypatch):
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.images import load_image
 
     f = tmp_path / "locked.png"
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(f)
@@ -113,7 +113,7 @@ def test_permission_denied_is_a_typed_one_line_error(tmp_path, monkeypatch):
 
 
 def test_fifo_is_refused_not_read_forever(tmp_path):
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.images import load_image
 
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
@@ -123,7 +123,7 @@ def test_fifo_is_refused_not_read_forever(tmp_path):
 
 class _StubPrediction:
     def __init__(self, logits, source):
-        from udc.sdk.recognizer import softmax
+        from udc.sdk.runtime.recognizer import softmax
 
         self.logits = list(logits)
         p = softmax(np.asarray(logits, np.float32))
@@ -145,7 +145,7 @@ class _StubRecognizer:
         manifest = {"target": "executorch", "backend": "xnnpack", "quant": "fp32", "model": {"config": "tiny"}}
 
     def predict(self, img):
-        from udc.sdk.images import load_image
+        from udc.sdk.faces.images import load_image
 
         load_image(img)  # the real loader: its errors are what the CLI must report
         if "nan" in Path(img).name:
@@ -156,8 +156,8 @@ class _StubRecognizer:
 def _run_predict(monkeypatch, args):
     from click.testing import CliRunner
 
-    from udc.sdk import predict_cli
-    from udc.sdk.recognizer import Recognizer
+    from udc.sdk.cli import predict as predict_cli
+    from udc.sdk.runtime.recognizer import Recognizer
 
     monkeypatch.setattr(Recognizer, "load", classmethod(lambda cls, *a, **k: _StubRecognizer()))
     return CliRunner().invoke(predict_cli.main, ["stub.udc", *args])
@@ -193,7 +193,7 @@ def test_predict_json_is_strict_and_nan_output_is_an_error(tmp_path, monkeypatch
 
 
 def test_json_safe_replaces_every_non_finite_number():
-    from udc.sdk.table import dumps_json
+    from udc.sdk.console.table import dumps_json
 
     text = dumps_json({"a": float("nan"), "b": [np.float32("inf"), 1.5, np.int64(3)], "c": np.array([np.nan, 2.0])})
     assert json.loads(text) == {"a": None, "b": [None, 1.5, 3], "c": [None, 2.0]}
@@ -215,7 +215,7 @@ def _clip(path: Path, n: int, w: int = 320, h: int = 240) -> Path:
 def test_video_frames_are_decoded_on_demand_with_bounded_memory(tmp_path):
     import tracemalloc
 
-    from udc.sdk.video import ClipSampling, read_video_frames
+    from udc.sdk.faces.video import ClipSampling, read_video_frames
 
     path = _clip(tmp_path / "clip.avi", 120)
     frame_bytes = 320 * 240 * 3
@@ -235,7 +235,7 @@ def test_video_frames_are_decoded_on_demand_with_bounded_memory(tmp_path):
 
 
 def test_video_of_a_directory_without_frames_and_an_unreadable_video(tmp_path):
-    from udc.sdk.frames import open_video
+    from udc.sdk.faces.frames import open_video
 
     with pytest.raises(ImageError, match="is a directory"):
         open_video(tmp_path)
@@ -246,7 +246,7 @@ def test_video_of_a_directory_without_frames_and_an_unreadable_video(tmp_path):
 
 
 # ----------------------------------------------------------------------------- item 16: log noise
-_MEDIAPIPE = ("import numpy as np; from skimage import data; from udc.sdk.face_detect import MediaPipeFaceMesh; "
+_MEDIAPIPE = ("import numpy as np; from skimage import data; from udc.sdk.faces.detect import MediaPipeFaceMesh; "
               "print(len(MediaPipeFaceMesh().detect(data.astronaut())))")
 
 
@@ -266,7 +266,7 @@ def test_mediapipe_logs_hidden_unless_verbose():
 
 
 def test_quiet_native_hides_fd2_and_restores_it():
-    quiet_py = Path(__file__).parents[1] / "sdk" / "quiet.py"  # loaded alone: no torch import, a fast subprocess
+    quiet_py = Path(__file__).parents[1] / "sdk" / "console" / "quiet.py"  # loaded alone: no torch import, a fast subprocess
     code = (f"import importlib.util, os; spec = importlib.util.spec_from_file_location('q', {str(quiet_py)!r})\n"
             "q = importlib.util.module_from_spec(spec); spec.loader.exec_module(q); quiet_native = q.quiet_native\n"
             "with quiet_native():\n    os.write(2, b'NATIVE-NOISE\\n')\n"
@@ -280,7 +280,7 @@ def test_quiet_native_hides_fd2_and_restores_it():
 def test_progress_in_a_log_file_is_plain_lines_not_a_bar():
     import io
 
-    from udc.sdk.quiet import progress
+    from udc.sdk.console.quiet import progress
 
     log = io.StringIO()  # not a terminal
     assert list(progress(range(5), desc="work", unit="img", every_s=0.0, stream=log)) == [0, 1, 2, 3, 4]
@@ -292,7 +292,7 @@ def test_progress_in_a_log_file_is_plain_lines_not_a_bar():
 
 
 def test_read_video_frames_errors_are_one_clean_line(tmp_path):
-    from udc.sdk.video import read_video_frames
+    from udc.sdk.faces.video import read_video_frames
 
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video")

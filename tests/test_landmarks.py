@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from udc.sdk.landmarks import NUM_LANDMARKS, REGIONS, LandmarkHeatmaps, canonical_landmarks, region_membership
-from udc.sdk.models.layers import window_partition, window_reverse
+from udc.sdk.faces.landmarks import NUM_LANDMARKS, REGIONS, LandmarkHeatmaps, canonical_landmarks, region_membership
+from udc.sdk.models.lrdif.layers import window_partition, window_reverse
 
 
 def test_regions_cover_the_68_points_once():
@@ -42,7 +42,7 @@ def test_window_partition_round_trip_and_rank():
 
 
 def test_flip_table_maps_the_symmetric_face_onto_itself():
-    from udc.sdk.landmarks import FLIP_68
+    from udc.sdk.faces.landmarks import FLIP_68
     from udc.train.data import flip_sample
 
     c = canonical_landmarks().numpy() * 64

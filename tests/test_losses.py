@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from udc.sdk.losses import ce_loss, epr_kl_loss, total_loss
+from udc.train.losses.lrdif import ce_loss, epr_kl_loss, total_loss
 
 
 def test_ce_matches_eq13_by_hand():

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from udc.sdk.components import COMPONENTS, on_device_components
-from udc.sdk.config import get_config
-from udc.sdk.models.lrdif import LRDif
-from udc.sdk.profiling import count_macs, count_params, profile_config
+from udc.sdk.models.components import COMPONENTS, on_device_components
+from udc.sdk.models.config import get_config
+from udc.sdk.models.lrdif.model import LRDif
+from udc.sdk.models.profiling import count_macs, count_params, profile_config
 
 
 def test_tiny_components_forward(model, cfg):
@@ -91,7 +91,7 @@ def test_fresh_udcformer_ignores_z_until_trained_and_bn_neck_is_plain_affine_at_
     CE loss makes them depend on it. The BN-neck uses batch statistics in training and its running ones after."""
     import warnings
 
-    from udc.sdk.losses import ce_loss
+    from udc.train.losses.lrdif import ce_loss
 
     torch.manual_seed(0)
     with warnings.catch_warnings():

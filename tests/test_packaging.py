@@ -55,8 +55,8 @@ def test_wheel_installs_and_imports(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)
-    code = ("import udc.sdk, udc.train, udc.export, udc.sdk.models.lrdif; "
-            "print(udc.sdk.__file__); from udc.sdk.config import tiny; from udc.sdk import LRDif; LRDif(tiny()); "
+    code = ("import udc.sdk, udc.train, udc.export, udc.sdk.models.lrdif.model; "
+            "print(udc.sdk.__file__); from udc.sdk.models.config import tiny; from udc.sdk import LRDif; LRDif(tiny()); "
             "from importlib.resources import files; import json; "
             "[json.loads(files('udc.sdk').joinpath('data', n).read_text()) "
             "for n in ('manifest.schema.json', 'landmarks68.json')]")

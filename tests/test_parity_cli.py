@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights, write_face_folder
-from udc.sdk.parity_cli import main
+from udc.sdk.cli.parity import main
 
 #: every test here needs an exported session bundle (minutes on 2 cores): not in `make test-quick`
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""int8 recipe selection (udc.export.quantize): ``selection_thresholds``, ``candidate_passes`` and
+"""int8 recipe selection (udc.export.quant.recipes): ``selection_thresholds``, ``candidate_passes`` and
 ``choose_recipe`` driven by a scripted evaluator, one table row per branch (first recipe, a later recipe,
 sensitive-K, the margin-aware fallback, nothing passes). No model, no quantizer: milliseconds."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from udc.export.quantize import (
+from udc.export.quant.recipes import (
     CHAINED,
     RECIPES,
     candidate_passes,
@@ -15,7 +15,7 @@ from udc.export.quantize import (
     selection_thresholds,
     sensitive_recipe,
 )
-from udc.sdk.parity import THRESHOLDS
+from udc.sdk.parity.metrics import THRESHOLDS
 
 SEL = selection_thresholds("int8", CHAINED)
 EPS = 1e-6

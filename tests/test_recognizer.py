@@ -1,4 +1,4 @@
-"""udc.sdk.recognizer: load a bundle (verified), predict on the astronaut photo through every runtime
+"""udc.sdk.runtime.recognizer: load a bundle (verified), predict on the astronaut photo through every runtime
 available here, batch, video frames with tracking; udc-predict; tampered/truncated bundles refused."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sdk_bundles import copy_bundle, export_bundle
-from udc.sdk.bundle import BundleError
-from udc.sdk.recognizer import Prediction, Recognizer
-from udc.sdk.runtimes import RuntimeUnavailableError, host_runtimes
-from udc.sdk.tracking import FaceTracker, iou
+from udc.sdk.runtime.bundle import BundleError
+from udc.sdk.runtime.recognizer import Prediction, Recognizer
+from udc.sdk.runtime.runners import RuntimeUnavailableError, host_runtimes
+from udc.sdk.faces.tracking import FaceTracker, iou
 
 #: needs the session's exported bundle (tens of seconds to minutes on 2 cores): not in `make test-quick`
 SLOW = pytest.mark.slow
@@ -129,7 +129,7 @@ def test_tampered_and_truncated_bundles_are_refused(bundles, tmp_path):
     f.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="sha256"):
         Recognizer.load(b)
-    res = CliRunner().invoke(__import__("udc.sdk.predict_cli", fromlist=["main"]).main, [str(b), "x.png"])
+    res = CliRunner().invoke(__import__("udc.sdk.cli.predict", fromlist=["main"]).main, [str(b), "x.png"])
     assert res.exit_code == 2 and "tampered" in res.output and "Traceback" not in res.output
     b2 = copy_bundle(bundles["onnx"], tmp_path / "u.udc")
     f2 = b2 / "clip_image.onnx"
@@ -156,7 +156,7 @@ def test_runtime_must_fit_the_bundle_and_host(bundles, tmp_path):
 
 @SLOW
 def test_reference_checkpoint_must_match(bundles, tmp_path, model):
-    from udc.sdk.checkpoint import save_checkpoint
+    from udc.sdk.models.checkpoint import save_checkpoint
 
     b = bundles["onnx"]
     src = json.loads((b / "manifest.json").read_text())["source"]
@@ -176,7 +176,7 @@ def test_reference_checkpoint_must_match(bundles, tmp_path, model):
 
 @SLOW
 def test_udc_predict_table_json_and_overlay(bundles, astronaut, tmp_path):
-    from udc.sdk.predict_cli import main
+    from udc.sdk.cli.predict import main
 
     img = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(img)
@@ -198,7 +198,7 @@ def test_iter_frames_from_video_gif_and_list(tmp_path):
     import cv2
 
     from udc.sdk.errors import ImageError
-    from udc.sdk.frames import iter_frames
+    from udc.sdk.faces.frames import iter_frames
 
     frames = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(5)]
     video = tmp_path / "clip.avi"

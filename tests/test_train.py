@@ -78,7 +78,7 @@ def test_stage2_reduces_the_loss_and_never_reads_the_label(synth, stage1_ckpt, t
     b = evaluate_crops(t.model, wrong, 2, 0, t.device)
     assert np.array_equal(a.predictions, b.predictions)
     # the stage-1 path does read it (the upper bound is label-conditioned)
-    from udc.sdk.face_pipeline import to_model_input
+    from udc.sdk.faces.pipeline import to_model_input
 
     x = to_model_input(crops.images[:4], t.mcfg.mean, t.mcfg.std)
     lm = torch.from_numpy(crops.landmarks[:4] / 64).float()

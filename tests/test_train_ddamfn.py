@@ -10,12 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from udc.sdk.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from udc.sdk.ddamfn_config import get_ddamfn_config
-from udc.sdk.losses_fer import intensity_aware_loss
-from udc.sdk.model_registry import checkpoint_family
-from udc.sdk.models.ddamfn import DDAMFN
-from udc.sdk.models.lrdif import LRDif
+from udc.sdk.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from udc.sdk.models.ddamfn_config import get_ddamfn_config
+from udc.train.losses.fer import intensity_aware_loss
+from udc.sdk.models.registry import checkpoint_family
+from udc.sdk.models.ddamfn.model import DDAMFN
+from udc.sdk.models.lrdif.model import LRDif
 from udc.train.config import TrainConfig
 from udc.train.trainer import StageStep, Trainer
 
@@ -181,10 +181,10 @@ def test_cli_ddamfn_train_then_eval_prints_war_and_uar(synth, ddamfn_run, tmp_pa
 
 @pytest.mark.slow
 def test_eval_video_clips_one_prediction_per_clip(ddamfn_run, model, tmp_path):
-    from udc.sdk.face_align import align_face
-    from udc.sdk.face_pipeline import to_model_input
-    from udc.sdk.images import load_image
-    from udc.sdk.video import sample_clip_indices
+    from udc.sdk.faces.align import align_face
+    from udc.sdk.faces.pipeline import to_model_input
+    from udc.sdk.faces.images import load_image
+    from udc.sdk.faces.video import sample_clip_indices
     from udc.train.cli import eval_main
     from udc.train.landmark_store import load_landmarks
     from udc.train.trainer import crop_logits

@@ -56,7 +56,7 @@ def test_clip_branch_and_udcformer_get_the_same_udc_draw(synth, tmp_path):
     clip_in, udc_in = rec.clip[0], rec.udcformer[0]
     assert clip_in.shape == udc_in.shape == (8, 3, 64, 64)
     assert torch.equal(clip_in, udc_in)  # the same UDC image reaches both branches
-    from udc.sdk.face_pipeline import to_model_input
+    from udc.sdk.faces.pipeline import to_model_input
 
     clean = to_model_input(batch["clip"], t.mcfg.mean, t.mcfg.std)
     assert (clip_in - clean).abs().mean() > 0.05  # and it is degraded, not the clean crop
@@ -72,7 +72,7 @@ def test_feature_cache_steps_aside_for_degraded_samples_only(synth, tmp_path):
     assert 0 < len(rows) < 8, rows  # a mix, so both paths run
     images = t._model_input(views, batch, 0)
     feats = t._clip_features(t.train_crops, batch, images, clip_views, rows)
-    from udc.sdk.face_pipeline import to_model_input
+    from udc.sdk.faces.pipeline import to_model_input
 
     t.model.eval()
     with torch.no_grad():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from udc.sdk.video import (CLIP_PRESETS, ClipSampling, aggregate_clip_scores, gather_frames, read_video_frames,
+from udc.sdk.faces.video import (CLIP_PRESETS, ClipSampling, aggregate_clip_scores, gather_frames, read_video_frames,
                            sample_clip, sample_clip_indices)
 
 

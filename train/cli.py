@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from udc.sdk.table import format_table
+from udc.sdk.console.table import format_table
 
 from .config import FALLBACK, VARIANTS, TrainConfig, recipe_defaults
 
@@ -58,7 +58,7 @@ def _recipe_model(stage: int, kw: dict, file_opts: dict) -> str:
     """The model name that picks the recipe: stage 2 takes its stage-1 checkpoint's model."""
     stage1 = kw.get("stage1") or file_opts.get("stage1")
     if stage == 2 and stage1:
-        from udc.sdk.checkpoint import read_checkpoint
+        from udc.sdk.models.checkpoint import read_checkpoint
 
         try:
             return str(read_checkpoint(stage1)["config"].get("name", ""))
@@ -192,7 +192,7 @@ def stage2(**kw):
 def ablations(**kw):
     """Paper Table 5 (LRDif_S1 and LRDif_S2-V1..V4, V3 = "Ours"), the old DIL form, the eps parameterisation and
     the iteration study of Fig. 6 (V3 at each T): one stage-2 run per row and seed, one table."""
-    from udc.sdk.checkpoint import read_checkpoint
+    from udc.sdk.models.checkpoint import read_checkpoint
 
     from .config import PAPER_VARIANT, VARIANT_SETTINGS
 
@@ -271,7 +271,7 @@ def _finished_accuracy(cfg: TrainConfig) -> float | None:
     """The best validation accuracy of a run OUT already finished with these very options (``train_config.json``
     equal to ``cfg``, ``last.pt`` at the last epoch), else None: ``ablations --resume`` then reads it instead of
     rebuilding the trainer (which re-aligns every face). Anything missing, different or unreadable: None (rerun)."""
-    from udc.sdk.checkpoint import read_checkpoint
+    from udc.sdk.models.checkpoint import read_checkpoint
 
     out = Path(cfg.out)
     try:
@@ -361,14 +361,14 @@ def eval_main(checkpoint, data, data_format, split, stage, video, preset, segmen
     """WAR (= accuracy), UAR and the per-class table of CHECKPOINT (LRDif or DDAMFN) on a dataset split.
 
     The model family is read from the checkpoint. With --video, every clip is scored once: the
-    eval-mode U x V frames of seed 002 (udc.sdk.video) are aligned, scored, and their class
+    eval-mode U x V frames of seed 002 (udc.sdk.faces.video) are aligned, scored, and their class
     probabilities averaged.
     """
     import torch
 
-    from udc.sdk.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-    from udc.sdk.model_registry import model_family
-    from udc.sdk.video import CLIP_PRESETS
+    from udc.sdk.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+    from udc.sdk.models.registry import model_family
+    from udc.sdk.faces.video import CLIP_PRESETS
 
     from .data import prepare_crops
     from .datasets import DatasetError, open_dataset

@@ -27,9 +27,9 @@ FALLBACK = {"auto": "auto", "yes": True, "no": False}  # landmark_fallback -> en
 @dataclass
 class TrainConfig:
     # what
-    family: str = "lrdif"  # lrdif | ddamfn (udc.sdk.model_registry)
+    family: str = "lrdif"  # lrdif | ddamfn (udc.sdk.models.registry)
     stage: int = 1
-    model: str = "tiny"  # lrdif: tiny | mobile | paper (udc.sdk.config); ddamfn: tiny | paper (udc.sdk.ddamfn_config)
+    model: str = "tiny"  # lrdif: tiny | mobile | paper (udc.sdk.models.config); ddamfn: tiny | paper (udc.sdk.models.ddamfn_config)
     data: str = ""  # dataset root (any format udc.train.datasets reads)
     data_format: str = "auto"
     out: str = "runs/lrdif"
@@ -52,7 +52,7 @@ class TrainConfig:
     steps: int | None = None  # diffusion T override (iteration study); None = the model config's
     # diffusion parameterisation override for stage 2 ("x0" | "eps", eq. 16); None = the stage-1 model config's
     parameterization: str | None = None
-    # stage 1: UDCformer's DIL-network form override ("paper" | "post", udc.sdk.config.UDCformerConfig.dil_form);
+    # stage 1: UDCformer's DIL-network form override ("paper" | "post", udc.sdk.models.config.UDCformerConfig.dil_form);
     # None = the model config's ("paper" by default)
     dil_form: str | None = None
     kl_weight: float = 1.0
@@ -71,7 +71,7 @@ class TrainConfig:
     # DDAMFN (family ddamfn): L = L_cls + att_weight * L_att (+ ial_weight * L_IA)
     heads: int = 2  # DDA attention heads
     att_weight: float = 0.1
-    att_form: str = "paper"  # paper | official (udc.sdk.losses_fer.attention_loss)
+    att_form: str = "paper"  # paper | official (udc.train.losses.fer.attention_loss)
     gca_stages: tuple[int, ...] = ()  # GCA blocks on these MFN stages (0-based), e.g. (1, 2)
     gca_reduction: int = 16
     # augmentation
@@ -105,7 +105,7 @@ class TrainConfig:
         if self.family not in ("lrdif", "ddamfn"):
             problems.append("family must be lrdif or ddamfn")
         if self.family == "ddamfn":
-            from udc.sdk.ddamfn_config import DDAMFN_CONFIGS
+            from udc.sdk.models.ddamfn_config import DDAMFN_CONFIGS
 
             if self.model not in DDAMFN_CONFIGS:
                 problems.append(f"ddamfn model must be one of {', '.join(DDAMFN_CONFIGS)} (got {self.model!r})")
@@ -203,7 +203,7 @@ DDAMFN_OFFICIAL: dict[str, Any] = dict(
     erasing_scale=(0.02, 0.25), att_weight=0.1, att_form="official",
 )
 
-# LRDif "fer" (udc.sdk.config.fer, 48x48 crops for FER2013's 48x48 faces): the paper's optimiser (Adam, weight decay
+# LRDif "fer" (udc.sdk.models.config.fer, 48x48 crops for FER2013's 48x48 faces): the paper's optimiser (Adam, weight decay
 # 1e-4, cosine) with a larger lr and a warm-up for the short schedule, batch 64 (the paper's). Stage 2 keeps the
 # random-init CLIP image tower frozen and cached (training it, train_clip=auto, cost 2.2x stage 1's CPU time per
 # image in a micro-benchmark of this config). Stage 1's validation reads the true labels (it saturates at 100 % in

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from udc.sdk.face_align import align_face
-from udc.sdk.images import load_image
-from udc.sdk.landmarks import FLIP_68
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+from udc.sdk.faces.align import align_face
+from udc.sdk.faces.images import load_image
+from udc.sdk.faces.landmarks import FLIP_68
+from udc.sdk.console.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from .datasets.base import FaceRecord
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from udc.sdk.labels import LABELS
-from udc.sdk.table import format_table
+from udc.sdk.console.table import format_table
 
 CTX = {"help_option_names": ["-h", "--help"]}
 

@@ -6,7 +6,7 @@ metrics and DDP are shared with LRDif (``trainer.py``); what differs is only the
 * LRDif: ``StageStep`` (CLIP features -> FPEN (-> diffusion) -> UDCformer; eq. 13 / eq. 18).
 * DDAMFN: :class:`DDAMFNStep`, ``logits, maps, aux = model.forward_train(image)``;
   ``L = CE + att_weight * L_att (+ ial_weight * L_IA) (+ 0.05 * CE of the GCA auxiliary classifiers)``
-  (``udc.sdk.losses_fer.ddamfn_total_loss``).
+  (``udc.train.losses.fer.ddamfn_total_loss``).
 
 Both return ``(loss, logits, ce)`` with the same meaning, so the loop does not branch on the family.
 """
@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udc.sdk.ddamfn_config import DDAMFNConfig, get_ddamfn_config
-from udc.sdk.losses_fer import ddamfn_total_loss
-from udc.sdk.models.ddamfn import DDAMFN
+from udc.sdk.models.ddamfn_config import DDAMFNConfig, get_ddamfn_config
+from udc.train.losses.fer import ddamfn_total_loss
+from udc.sdk.models.ddamfn.model import DDAMFN
 
 from .config import TrainConfig
 

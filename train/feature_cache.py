@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from udc.sdk.face_pipeline import to_model_input
+from udc.sdk.faces.pipeline import to_model_input
 
 
 def module_hash(module: nn.Module) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from udc.sdk.table import format_table
+from udc.sdk.console.table import format_table
 
 from .udc_sim.profiles import PROFILES
 

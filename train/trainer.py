@@ -27,14 +27,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from udc.sdk.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from udc.sdk.config import get_config, lrdif_label
-from udc.sdk.face_pipeline import to_model_input
-from udc.sdk.losses import ce_loss, epr_kl_loss
-from udc.sdk.losses_fer import intensity_aware_loss
-from udc.sdk.models.ddamfn import DDAMFN
-from udc.sdk.models.lrdif import LRDif, build_model
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+from udc.sdk.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from udc.sdk.models.config import get_config, lrdif_label
+from udc.sdk.faces.pipeline import to_model_input
+from udc.train.losses.lrdif import ce_loss, epr_kl_loss
+from udc.train.losses.fer import intensity_aware_loss
+from udc.sdk.models.ddamfn.model import DDAMFN
+from udc.sdk.models.lrdif.model import LRDif, build_model
+from udc.sdk.console.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from .config import FALLBACK, VARIANT_SETTINGS, TrainConfig
 from .data import CropDataset, Crops, collate, epoch_batches, prepare_crops, random_erase

@@ -13,7 +13,7 @@ relative to ROOT (``test/happiness/clip_003/0005.png``; for a video file ``test/
 the frame index after ``#``); frames not in it are detected with the SDK's face pipeline
 (MediaPipe). The dataset is never written to.
 
-Per clip: ``idx = sample_clip_indices(N, U, V)`` (eval rule, ``udc.sdk.video``), only those frames
+Per clip: ``idx = sample_clip_indices(N, U, V)`` (eval rule, ``udc.sdk.faces.video``), only those frames
 are read (frame folders) and aligned like training crops, every frame is scored by the model, and
 ``aggregate_clip_scores`` (mean of the frames' probabilities by default) gives the clip's class.
 Frames without a face are dropped; a clip with no face in any sampled frame is counted as skipped.
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from udc.sdk.face_align import align_face
+from udc.sdk.faces.align import align_face
 from udc.sdk.labels import LABELS
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
-from udc.sdk.video import IMAGE_SUFFIXES, aggregate_clip_scores, sample_clip_indices
+from udc.sdk.console.quiet import show_progress  # progress bars on a terminal only, never in a log file
+from udc.sdk.faces.video import IMAGE_SUFFIXES, aggregate_clip_scores, sample_clip_indices
 
 from .data import Crops
 from .datasets.base import DatasetError
@@ -85,8 +85,8 @@ def index_clips(root: str | Path, split: str) -> list[ClipRecord]:
 
 def _read_frames(clip: ClipRecord, segments: int, frames_per_segment: int) -> tuple[list[str], list[np.ndarray]]:
     """(frame keys, RGB frames) of the clip's eval-sampled frames, in clip order (repeats kept)."""
-    from udc.sdk.images import load_image
-    from udc.sdk.video import read_video_frames
+    from udc.sdk.faces.images import load_image
+    from udc.sdk.faces.video import read_video_frames
 
     if clip.path.is_dir():
         files = _frame_files(clip.path)
@@ -121,7 +121,7 @@ def prepare_clip_frames(root: str | Path, clips: list[ClipRecord], crop_size: in
             lm = known.get(key)
             if lm is None:
                 if detector is None:
-                    from udc.sdk.face_detect import MediaPipeFaceMesh
+                    from udc.sdk.faces.detect import MediaPipeFaceMesh
 
                     detector = MediaPipeFaceMesh()
                 faces = detector.detect(rgb)

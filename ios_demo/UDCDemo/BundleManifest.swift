@@ -201,7 +201,7 @@ final class BundleManifest {
         try fail(out.count != labels.count, "'\(result)' has \(out.count) values for \(labels.count) labels")
     }
 
-    /// sha256 of every component package (a directory: the tree hash of udc.sdk.bundle.tree_sha256).
+    /// sha256 of every component package (a directory: the tree hash of udc.sdk.runtime.bundle.tree_sha256).
     func verifyFiles(_ plan: [ComponentSpec]) throws {
         for c in plan {
             var isDir: ObjCBool = false

@@ -6,7 +6,7 @@ import Foundation
 /// the normalised NCHW crop and the 68 landmarks in crop units, written into MLMultiArrays allocated once.
 ///
 /// Everything comes from the manifest (crop size, mean/std/scale, the 478->68 table, alignment points,
-/// canonical face, fill colour) and follows udc.sdk.face_align.align_face: least-squares similarity of the
+/// canonical face, fill colour) and follows udc.sdk.faces.align.align_face: least-squares similarity of the
 /// alignment points onto canonical * crop_size; crop pixel (i, j) samples the frame bilinearly at
 /// M^-1 (i + 0.5, j + 0.5); landmarks are M p / crop_size.
 final class FacePreprocessor {

@@ -6,10 +6,10 @@ face found is cached as NaNs, so it is not retried on every run; callers skip or
 
 **Crop fallback** (``fallback=True`` or ``"auto"``; issue 13: every test face is scored). For datasets
 that are already face crops (FER2013's 48x48, RAF-DB's aligned 100x100) a face MediaPipe misses takes
-:func:`udc.sdk.face_pipeline.crop_landmarks`'s paths: the detector again on the crop upscaled and padded
+:func:`udc.sdk.faces.pipeline.crop_landmarks`'s paths: the detector again on the crop upscaled and padded
 (``upscaled``), else the canonical 68 points over the whole crop (``canonical``: the crop is taken as
 already aligned). ``"auto"`` applies it to small near-square images only
-(:func:`udc.sdk.face_pipeline.is_face_crop`); a photo keeps NaN when no face is found. The default
+(:func:`udc.sdk.faces.pipeline.is_face_crop`); a photo keeps NaN when no face is found. The default
 (``fallback=False``) is the behaviour before the fallback existed.
 
 Every record's path is cached (the ``sources`` array of the npz) and returned: the result is a
@@ -61,7 +61,7 @@ class LandmarkMap(dict):
 
 def _load(record: FaceRecord) -> np.ndarray | None:
     from udc.sdk.errors import ImageError
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.images import load_image
 
     try:
         return load_image(record.pixels if record.pixels is not None else record.path)
@@ -78,14 +78,14 @@ def _detect(record: FaceRecord, detector) -> np.ndarray:
 
 
 def _wants_fallback(fallback, rgb: np.ndarray) -> bool:
-    from udc.sdk.face_pipeline import is_face_crop
+    from udc.sdk.faces.pipeline import is_face_crop
 
     return bool(fallback) and (fallback != "auto" or is_face_crop(rgb.shape))
 
 
 def _locate(record: FaceRecord, detector, fallback, detect: bool) -> tuple[np.ndarray, str]:
     """``(points, source)`` for one record; ``detect=False`` skips the plain detection (already failed)."""
-    from udc.sdk.face_pipeline import canonical_crop_landmarks, detect_upscaled
+    from udc.sdk.faces.pipeline import canonical_crop_landmarks, detect_upscaled
 
     rgb = _load(record)
     if rgb is None:
@@ -129,10 +129,10 @@ def ensure_landmarks(index: DatasetIndex, detector=None, cache_path: str | Path 
             todo.append((r, True))
     if todo:
         if detector is None:
-            from udc.sdk.face_detect import MediaPipeFaceMesh
+            from udc.sdk.faces.detect import MediaPipeFaceMesh
 
             detector = MediaPipeFaceMesh()
-        from udc.sdk.quiet import progress as progress_iter
+        from udc.sdk.console.quiet import progress as progress_iter
 
         for i, (r, detect) in enumerate(progress_iter(todo, desc=f"landmarks {index.name}", unit="img",
                                                       enabled=progress)):

@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from udc.sdk.labels import LABELS
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+from udc.sdk.console.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from ..landmark_store import LANDMARKS_FILE, save_landmarks
 from .expressions import DIFFICULTIES

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from udc.sdk.landmarks import NUM_LANDMARKS
+from udc.sdk.faces.landmarks import NUM_LANDMARKS
 
 from .curves import catmull_rom
 from .expressions import AU_NAMES, PROTOTYPES, Expression, ExpressionNoise, prototype, sample_expression

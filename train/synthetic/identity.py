@@ -2,7 +2,7 @@
 
 Lengths are in *face units*: the frame of :mod:`udc.train.synthetic.geometry`, whose origin lies
 midway between the eyes on the eye line, x to the image right, y down; the inter-ocular distance
-is about 0.33 units (as in :func:`udc.sdk.landmarks.canonical_landmarks`, whose crop is 1 unit).
+is about 0.33 units (as in :func:`udc.sdk.faces.landmarks.canonical_landmarks`, whose crop is 1 unit).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from udc.sdk.quiet import show_progress  # progress bars on a terminal only, never in a log file
+from udc.sdk.console.quiet import show_progress  # progress bars on a terminal only, never in a log file
 
 from .degrade import UDCDegrader
 from .profiles import PROFILES, DeviceProfile, get_profile
@@ -110,7 +110,7 @@ def _encode(img: np.ndarray, suffix: str) -> bytes:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.images import load_image
 
     return load_image(path)
 

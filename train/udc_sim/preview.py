@@ -13,8 +13,8 @@ from .profiles import PROFILES
 def face_or_center_crop(image, size: int) -> tuple[np.ndarray, str]:
     """The aligned face crop when a face is found, else a centre square crop of the image."""
     from udc.sdk.errors import NoFaceError
-    from udc.sdk.face_pipeline import FacePipeline
-    from udc.sdk.images import load_image
+    from udc.sdk.faces.pipeline import FacePipeline
+    from udc.sdk.faces.images import load_image
 
     rgb = load_image(image)
     try:

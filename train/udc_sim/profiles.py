@@ -11,7 +11,7 @@ reachable from the build machine.
 
 Imaging geometry shared by all profiles (assumed): a selfie at 0.35 m, a face 0.15 m wide,
 4:3 sensor, and a face crop in which the face spans ``FACE_SPAN`` of the crop width (the canonical
-alignment of :mod:`udc.sdk.face_align`). That fixes how many sensor micrometres one crop pixel covers.
+alignment of :mod:`udc.sdk.faces.align`). That fixes how many sensor micrometres one crop pixel covers.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import org.pytorch.executorch.Tensor
  * the normalised NCHW crop and the 68 landmarks in crop units, written into buffers allocated once.
  *
  * Everything comes from the manifest (crop size, mean/std/scale, the 478->68 table, the alignment points,
- * the canonical face, the fill colour) and follows udc.sdk.face_align.align_face: least-squares similarity
+ * the canonical face, the fill colour) and follows udc.sdk.faces.align.align_face: least-squares similarity
  * (rotation + uniform scale + translation) of the alignment points onto canonical * crop_size; crop pixel
  * (i, j) samples the frame bilinearly at M^-1 (i + 0.5, j + 0.5); landmarks are M p / crop_size.
  */

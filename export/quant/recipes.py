@@ -1,0 +1,422 @@
+"""int8 quantization recipes and the measured choice between them.
+
+PT2E static quantization for ExecuTorch/XNNPACK (``prepare_pt2e``/``convert_pt2e`` from
+``torchao.quantization.pt2e.quantize_pt2e`` with ``XNNPACKQuantizer`` and
+``get_symmetric_quantization_config(is_per_channel=True)``: int8 per-channel symmetric weights
+(min/max), int8 per-tensor activations (histogram observers), calibrated on real preprocessed faces).
+The ONNX path (:mod:`udc.export.targets.onnx_export`) uses the same recipe names.
+
+Which layers stay float is decided by measurement, per component, in order of how much runs in
+int8:
+
+``all-int8``                 every op the quantizer knows: linear, conv, residual adds, Z-modulation
+                             muls, concatenations
+``gemm-int8``                linear + conv in int8; residual adds, muls, concatenations (and, as in
+                             every recipe, layer norms and softmax inputs) stay float
+``gemm-int8-ends-float``     as ``gemm-int8`` with the component's first and last linear/conv layer
+                             float (patch/stem embedding and final projection)
+``gemm-int8-sensitive-K``    only when the three above miss the thresholds: as ``gemm-int8`` with the
+                             K layers float whose int8 error moves the logits most. Sensitivity is
+                             measured one layer at a time (that layer's input, weight and output
+                             fake-quantized to int8, everything else float, batched on the
+                             calibration faces, scored by 1 - cosine of the end-to-end logits);
+                             K = 1, 2, 4, ... up to a quarter of the layers, the first K that passes.
+
+Each candidate is calibrated and then scored on the calibration faces against the float
+reference: the component's own output (cosine) and the end-to-end logits with only this
+component quantized (top-1 agreement, cosine). The first candidate meeting the int8 thresholds
+of :data:`udc.sdk.parity.metrics.THRESHOLDS`, split over the four chained components
+(:func:`selection_thresholds`: a quarter of the allowed loss each), wins; if none does, the best end-to-end one is kept and the
+parity report says it fails. The numbers of every candidate, and the sensitivity ranking, go into
+the manifest.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from udc.sdk.parity.metrics import THRESHOLDS
+
+aten = torch.ops.aten
+
+RECIPES = ("all-int8", "gemm-int8", "gemm-int8-ends-float")
+
+RECIPE_DESCRIPTIONS = {
+    "all-int8": "every op the quantizer supports in int8 (linear, conv, residual adds, muls, concatenations)",
+    "gemm-int8": "linear and conv in int8; residual adds, muls, concatenations, layer norms and softmax inputs float",
+    "gemm-int8-ends-float": "as gemm-int8, with the first and last linear/conv layer float "
+                            "(input embedding and final projection)",
+}
+
+#: What stays float under each recipe (besides ops no int8 recipe touches: layer norm, softmax,
+#: attention matmuls, GELU/sigmoid, reductions).
+ALWAYS_FLOAT = ["layer_norm / channel layer norm", "softmax and its inputs", "activation x activation matmuls",
+                "GELU / sigmoid / exp", "L2 normalisation"]
+
+GEMM_TARGETS = {
+    aten.linear.default, aten.conv1d.default, aten.conv2d.default, aten.conv2d.padding,
+    aten.conv_transpose2d.input, aten.conv_transpose1d.default,
+}
+
+
+def module_path(node: torch.fx.Node) -> str:
+    """The innermost module a node came from (``dt.enc1.blocks.0.attn.qkv``), or the node's name."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return node.name
+    path = list(stack.values())[-1][0]
+    return path.replace("L['self'].", "").replace("L__self__.", "")
+
+
+def gemm_nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    return [n for n in gm.graph.nodes if n.op == "call_function" and n.target in GEMM_TARGETS]
+
+
+SENSITIVE = "gemm-int8-sensitive-"
+
+
+def sensitive_recipe(k: int) -> str:
+    return f"{SENSITIVE}{k}"
+
+
+def describe(recipe: str) -> str:
+    if recipe.startswith(SENSITIVE):
+        return (f"linear and conv in int8 except the {recipe[len(SENSITIVE):]} layers whose int8 error moves the "
+                "logits most (measured one layer at a time on the calibration faces); residual adds, muls, "
+                "concatenations, layer norms and softmax inputs float")
+    return RECIPE_DESCRIPTIONS[recipe]
+
+
+def recipe_filter(recipe: str, gm: torch.fx.GraphModule, kept_paths: Iterable[str] = ()
+                  ) -> tuple[Callable[[torch.fx.Node], bool] | None, list[str]]:
+    """``(which nodes to quantize, float-kept layer names)`` of a recipe (``kept_paths``: for the
+    sensitivity recipes, the module paths kept float)."""
+    if recipe == "all-int8":
+        return None, []
+    gemms = gemm_nodes(gm)
+    kept: set[torch.fx.Node] = set()
+    if recipe == "gemm-int8-ends-float" and gemms:
+        kept = {gemms[0], gemms[-1]}
+    elif recipe.startswith(SENSITIVE):
+        paths = set(kept_paths)
+        kept = {n for n in gemms if module_path(n) in paths}
+    elif recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}, {SENSITIVE}K")
+
+    def keep(n: torch.fx.Node) -> bool:
+        return n.target in GEMM_TARGETS and n not in kept
+
+    return keep, sorted({module_path(n) for n in kept})
+
+
+def float_kept(recipe: str, kept_layers: Sequence[str]) -> list[str]:
+    """Human-readable list of what a recipe leaves in float (for the manifest)."""
+    out = list(ALWAYS_FLOAT)
+    if recipe != "all-int8":
+        out = ["residual adds", "Z-modulation / gating muls", "concatenations"] + out
+    return out + [f"layer {k}" for k in kept_layers]
+
+
+def _graph(module: torch.nn.Module, example: tuple, rewrite) -> torch.fx.GraphModule:
+    ep = torch.export.export(module, example, strict=False)
+    if rewrite is not None:
+        ep = rewrite(ep)
+    return unshare_biases(ep.module())
+
+
+def unshare_biases(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Give every linear/conv call its own copy of a bias it shares with another call.
+
+    A layer called more than once (the denoiser runs the same MLP at every unrolled step) sees a
+    different input scale at each call. XNNPACK (executorch 1.5.1) quantizes a shared bias to int32
+    once, with one call's scale, and reuses it for the others: measured on a Linear applied twice,
+    cosine 0.71 against 0.9999 for the same graph with separate biases. Weights may stay shared.
+    """
+    for node in list(gm.graph.nodes):
+        if node.op != "get_attr":
+            continue
+        users = [u for u in node.users if u.target in GEMM_TARGETS and len(u.args) > 2 and u.args[2] is node]
+        for k, user in enumerate(users[1:], start=1):
+            name = f"{node.target.replace('.', '_')}_unshared_{k}"
+            value = _attr(gm, node.target)
+            gm.register_buffer(name, value.detach().clone())
+            with gm.graph.inserting_before(user):
+                copy_node = gm.graph.get_attr(name)
+            copy_node.meta = dict(node.meta)
+            user.replace_input_with(node, copy_node)
+    gm.recompile()
+    return gm
+
+
+def _attr(gm: torch.nn.Module, target: str) -> torch.Tensor:
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run small-tensor PyTorch work on ``n`` threads: the quantize/dequantize ops of a PT2E module are
+    many tiny kernels, and on shared cores two OpenMP threads make each of them wait (10x slower)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _filtered_quantizer_class():
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import propagate_annotation
+
+    class FilteredQuantizer(XNNPACKQuantizer):
+        """XNNPACKQuantizer that quantizes only the nodes ``keep`` accepts.
+
+        ``set_filter_function`` is not enough in executorch 1.5.1: the conv and cat annotators ignore
+        it (measured: with a filter that rejects everything, conv-transposes and concatenations were
+        still quantized). Annotations are made as usual, then removed from every node ``keep``
+        rejects, and the quantization-parameter sharing of views/permutes/slices is re-derived.
+        """
+
+        def __init__(self, keep):
+            super().__init__()
+            self.keep = keep
+
+        def annotate(self, model):
+            model = self._annotate_for_quantization_config(model)
+            for node in model.graph.nodes:
+                if "quantization_annotation" in node.meta and not self.keep(node):
+                    del node.meta["quantization_annotation"]
+            propagate_annotation(model)
+            return model
+
+    return FilteredQuantizer
+
+
+def _FilteredQuantizer(keep):  # noqa: N802 - a class, built lazily (executorch imports are heavy)
+    return _filtered_quantizer_class()(keep)
+
+
+class PT2E:
+    """PT2E static int8 of one component (batch 1, as it ships).
+
+    ``rewrite`` (the XNNPACK rewrites of :mod:`udc.export.targets.rewrites`) runs before quantization, so the
+    slices and views it introduces share their input's quantization parameters and stay inside the
+    delegate. Activations are observed with the quantizer's histogram observers (per tensor), weights
+    with per-channel min/max, one calibration face at a time.
+    """
+
+    def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None):
+        self.gm = _graph(module, example, rewrite)
+
+    def layer_paths(self) -> list[str]:
+        """Module paths of the linear/conv calls, in graph order (one entry per module)."""
+        return list(dict.fromkeys(module_path(n) for n in gemm_nodes(self.gm)))
+
+    def calibrate(self, recipe: str, samples: Iterable[tuple], kept_paths: Iterable[str] = ()
+                  ) -> tuple[torch.fx.GraphModule, list[str]]:
+        import copy
+
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+        gm = copy.deepcopy(self.gm)
+        keep, kept_layers = recipe_filter(recipe, gm, kept_paths)
+        quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(
+            get_symmetric_quantization_config(is_per_channel=True))
+        prepared = prepare_pt2e(gm, quantizer)
+        with torch.no_grad(), torch_threads(1):
+            for args in samples:
+                prepared(*args)
+        return prepared, kept_layers
+
+    @staticmethod
+    def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+        return convert_pt2e(prepared)
+
+
+@dataclass
+class Candidate:
+    recipe: str
+    metrics: dict[str, Any]  # {"component": {...}, "end_to_end": {...}}
+    passed: bool
+    failures: list[str]
+
+
+#: Components chained on the phone (LRDif; DDAMFN is 1); each gets an equal share of the end-to-end error budget.
+CHAINED = 4
+
+
+def selection_thresholds(quant: str = "int8", chained: int = CHAINED) -> dict[str, float]:
+    """What one component's candidate must meet (on the calibration faces, only that component quantized) so
+    that the four chained int8 components still meet :data:`THRESHOLDS`: a ``1/chained`` share of the
+    allowed cosine loss and top-1 flips each (int8: cosine >= 0.9975, top-1 >= 99.25 %). Measured: with the
+    plain thresholds per component, ONNX all-int8 components that each passed chained to 97.0 %."""
+    t = THRESHOLDS[quant]
+    return {"cosine": 1.0 - (1.0 - t["cosine"]) / chained, "top1": 1.0 - (1.0 - t["top1"]) / chained}
+
+
+def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware: bool = False,
+                     chained: int = CHAINED) -> tuple[bool, list[str]]:
+    t = selection_thresholds(quant, chained)
+    fails = []
+    comp, e2e = metrics["component"], metrics["end_to_end"]
+    # written as `not (x >= thr)` so that a NaN metric fails
+    if not (comp["cosine"] >= t["cosine"]):
+        fails.append(f"component cosine {comp['cosine']:.5f} < {t['cosine']:.4f}")
+    if not (e2e["cosine"] >= t["cosine"]):
+        fails.append(f"end-to-end cosine {e2e['cosine']:.5f} < {t['cosine']:.4f}")
+    key = "top1_agreement_margin_aware" if margin_aware else "top1_agreement"
+    if not (e2e[key] >= t["top1"]):
+        fails.append(f"end-to-end {'margin-aware ' if margin_aware else ''}top-1 {e2e[key]:.4f} < {t['top1']:.4f}")
+    return not fails, fails
+
+
+def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
+                  quant: str = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
+                  n_layers: int = 0, log=lambda s: None, chained: int = CHAINED
+                  ) -> tuple[str, list[Candidate], dict[str, Any]]:
+    """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
+    and a ``ranking`` (most sensitive layer first) is given, try keeping the top K layers float.
+
+    The choice: the first candidate meeting the thresholds; else (the reference's logits are nearly
+    tied, so top-1 flips at ties whatever stays float) among those meeting them with the margin-aware
+    top-1, the one with the best plain top-1 (said so in ``extra["basis"]``; measured on the trained tiny
+    demo checkpoint: the first such, gemm-int8, chained to 96.4 % end-to-end top-1 on held-out faces while
+    4 sensitive layers kept float scored 99.2 % on the calibration faces); else the best end-to-end cosine. Returns the chosen recipe,
+    every candidate's scores, and ``{"ranking", "kept", "basis"}``.
+    """
+    cands: list[Candidate] = []
+    extra: dict[str, Any] = {"ranking": None, "kept": {}, "basis": "thresholds"}
+
+    def add(r: str, kept: Sequence[str]) -> Candidate:
+        m = evaluate(r, kept)
+        ok, fails = candidate_passes(m, quant, chained=chained)
+        c = Candidate(r, m, ok, fails)
+        cands.append(c)
+        return c
+
+    def margin_ok(c: Candidate) -> bool:
+        return candidate_passes(c.metrics, quant, margin_aware=True, chained=chained)[0]
+
+    for r in recipes:  # most int8 first; stop at the first that meets the thresholds
+        if add(r, ()).passed:
+            break
+    if not any(c.passed for c in cands) and ranking is not None and n_layers > 1:
+        ranked = ranking()
+        extra["ranking"] = [{"layer": p, "one_minus_cosine": float(f"{v:.4g}")} for p, v in ranked[:12]]
+        log("  sensitivity (1 - end-to-end cosine, one layer int8): " +
+            ", ".join(f"{p} {v:.2g}" for p, v in ranked[:5]))
+        k, limit = 1, max(1, n_layers // 4)
+        while k <= limit:
+            r = sensitive_recipe(k)
+            extra["kept"][r] = [p for p, _ in ranked[:k]]
+            c = add(r, extra["kept"][r])
+            if c.passed:
+                break
+            k = k * 2 if k * 2 <= limit or k == limit else limit
+    passing = [c for c in cands if c.passed]
+    if passing:
+        return passing[0].recipe, cands, extra
+    tied = [c for c in cands if margin_ok(c)]
+    if tied:  # of those, the best plain top-1 (the first, i.e. the most int8, among equals)
+        extra["basis"] = "margin-aware top-1 (the plain top-1 threshold is unreachable: near-tied reference logits)"
+        best = max(c.metrics["end_to_end"]["top1_agreement"] for c in tied)
+        return next(c for c in tied if c.metrics["end_to_end"]["top1_agreement"] == best).recipe, cands, extra
+    extra["basis"] = "best end-to-end cosine (no recipe met the thresholds)"
+    return max(cands, key=lambda c: c.metrics["end_to_end"]["cosine"]).recipe, cands, extra
+
+
+# ------------------------------------------------------------------------------------------ sensitivity
+def _fq_tensor(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / 255.0, 1e-12)
+    zp = int(round(-128 - lo / scale))
+    return torch.fake_quantize_per_tensor_affine(x, scale, max(-128, min(127, zp)), -128, 127)
+
+
+def _fq_weight(w: torch.Tensor) -> torch.Tensor:
+    flat = w.reshape(w.shape[0], -1)
+    scale = flat.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127.0
+    return (torch.round(flat / scale).clamp(-127, 127) * scale).reshape(w.shape)
+
+
+def _weight_name(mod: torch.nn.Module) -> str | None:
+    for name in ("weight", "in_proj_weight"):
+        if isinstance(getattr(mod, name, None), torch.Tensor):
+            return name
+    return None
+
+
+@torch.no_grad()
+def layer_sensitivity(module: torch.nn.Module, paths: Sequence[str], inputs: dict[str, torch.Tensor],
+                      to_logits: Callable[[torch.Tensor], torch.Tensor], ref_logits: torch.Tensor,
+                      batch: int = 64) -> list[tuple[str, float]]:
+    """``[(path, 1 - cosine of the end-to-end logits)]`` with only that layer int8, most sensitive first.
+
+    Eager and batched: the layer's input is fake-quantized per tensor (min/max over the faces), its
+    weight per output channel (symmetric), its output per tensor; ``to_logits`` finishes the chain.
+    """
+    from udc.sdk.parity.metrics import cosine
+
+    n = next(iter(inputs.values())).shape[0]
+
+    def run() -> torch.Tensor:
+        outs = []
+        for s in range(0, n, batch):
+            o = module(*[v[s:s + batch] for v in inputs.values()])
+            outs.append(o[0] if isinstance(o, (tuple, list)) else o)
+        return to_logits(torch.cat(outs))
+
+    mods = {}
+    for p in paths:
+        try:
+            m = module.get_submodule(p)
+        except AttributeError:
+            continue
+        if _weight_name(m) is not None:
+            mods[p] = m
+    ranges: dict[str, list[float]] = {p: [0.0, 0.0, 0.0, 0.0] for p in mods}
+    hooks = []
+    for p, m in mods.items():
+        def pre(mod, args, p=p):
+            r = ranges[p]
+            r[0], r[1] = min(r[0], float(args[0].min())), max(r[1], float(args[0].max()))
+
+        def post(mod, args, out, p=p):
+            o = out[0] if isinstance(out, (tuple, list)) else out
+            r = ranges[p]
+            r[2], r[3] = min(r[2], float(o.min())), max(r[3], float(o.max()))
+        hooks += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    with torch_threads(torch.get_num_threads()):
+        run()
+    for h in hooks:
+        h.remove()
+    scores = []
+    for p, m in mods.items():
+        r = ranges[p]
+        wname = _weight_name(m)
+        w = getattr(m, wname)
+        saved = w.data.clone()
+        w.data = _fq_weight(saved)
+        h1 = m.register_forward_pre_hook(lambda mod, args, r=r: (_fq_tensor(args[0], r[0], r[1]), *args[1:]))
+        h2 = m.register_forward_hook(
+            lambda mod, args, out, r=r: _fq_tensor(out, r[2], r[3]) if isinstance(out, torch.Tensor) else out)
+        try:
+            logits = run()
+        finally:
+            h1.remove()
+            h2.remove()
+            w.data = saved
+        scores.append((p, 1.0 - cosine(ref_logits, logits)))
+    return sorted(scores, key=lambda t: -t[1])

@@ -1,0 +1,265 @@
+"""ExecuTorch: ``torch.export`` -> (int8: PT2E) -> ``to_edge_transform_and_lower`` -> ``.pte`` + ``.bpte``.
+
+Backends: ``xnnpack`` (Android / host CPU; the graph is first rewritten so XNNPACK takes it whole,
+:mod:`udc.export.targets.rewrites`), ``coreml`` (iOS; lowers here, runs only on Apple platforms:
+"CoreMLBackend is not registered" in the Linux runtime) and ``portable`` (no delegate).
+
+Every component also gets a BundledProgram (``.bpte``): the program plus reference inputs and
+expected outputs, so a phone can check itself (``executorch.devtools.bundled_program``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
+from udc.sdk.parity.metrics import compare, rounded
+
+from . import delegation, rewrites
+from ..artifact import Artifact, tensor_spec
+from ..quant.recipes import (
+    PT2E,
+    RECIPES,
+    candidate_passes,
+    choose_recipe,
+    describe,
+    float_kept,
+    layer_sensitivity,
+    torch_threads,
+)
+from ..reference import ReferenceIO, downstream_logits, per_sample
+
+COREML_NOT_HERE = ("CoreMLBackend is not registered in this host's ExecuTorch runtime: the .pte runs on iOS/macOS "
+                   "only")
+
+
+def _canonical(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype).copy_(t)
+
+
+def partitioners(backend: str, quant: str) -> list:
+    if backend == "xnnpack":
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        return [XnnpackPartitioner()]
+    if backend == "coreml":
+        import coremltools as ct
+        from executorch.backends.apple.coreml.compiler import CoreMLBackend
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+        precision = ct.precision.FLOAT32 if quant == "fp32" else ct.precision.FLOAT16
+        specs = CoreMLBackend.generate_compile_specs(minimum_deployment_target=ct.target.iOS17,
+                                                     compute_precision=precision)
+        return [CoreMLPartitioner(compile_specs=specs)]
+    return []
+
+
+def lower(ep: torch.export.ExportedProgram, backend: str, quant: str):
+    """``(EdgeProgramManager after lowering, ExecutorchProgramManager)``."""
+    from executorch.exir import to_edge_transform_and_lower
+
+    if backend == "xnnpack":
+        ep = rewrites.for_xnnpack(ep)
+    with _quiet_coreml() if backend == "coreml" else contextlib.nullcontext():
+        edge = to_edge_transform_and_lower(ep, partitioner=partitioners(backend, quant) or None)
+    return edge, edge.to_executorch()
+
+
+@contextlib.contextmanager
+def _quiet_coreml():
+    """The Core ML partitioner logs every skipped placeholder and coremltools draws progress bars."""
+    names = ("executorch.backends.apple.coreml", "coremltools")
+    levels = [logging.getLogger(n).level for n in names]
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for n, lv in zip(names, levels):
+            logging.getLogger(n).setLevel(lv)
+
+
+def host_runner(path: Path, input_names: list[str], threads: int | None):
+    from udc.sdk.runtime.runners import load
+
+    run = load(path, input_names=input_names, threads=threads)
+
+    def call(*args: torch.Tensor) -> list:
+        return run({n: a.numpy() for n, a in zip(input_names, args)})
+
+    return call
+
+
+def write_bundled_program(et_program, cases: list[tuple[tuple, list[torch.Tensor]]], path: Path) -> None:
+    from executorch.devtools import BundledProgram
+    from executorch.devtools.bundled_program.config import MethodTestCase, MethodTestSuite
+    from executorch.devtools.bundled_program.serialize import serialize_from_bundled_program_to_flatbuffer
+
+    suite = MethodTestSuite("forward", [MethodTestCase(inputs=list(i), expected_outputs=list(o)) for i, o in cases])
+    path.write_bytes(serialize_from_bundled_program_to_flatbuffer(BundledProgram(et_program, [suite])))
+
+
+def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[str, Any]:
+    return {"component": compare(calib.output(name), out, logits=name in LOGIT_COMPONENTS),
+            "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, name, out, calib), logits=True)}
+
+
+def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log):
+    """Score the recipes on the calibration faces with the PT2E modules (int8 simulated in PyTorch).
+
+    Returns the recipes in the order to try them (chosen first, then the other passing ones, then the
+    rest), the converted modules with their float-kept layers, the candidates' scores and the
+    sensitivity ranking (when it was needed).
+    """
+    name = comp.name
+    samples = [calib.sample(name, i) for i in range(len(calib))]
+    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None)
+    converted: dict[str, tuple[torch.fx.GraphModule, list[str]]] = {}
+
+    def evaluate(recipe: str, kept_paths) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        prepared, kept = q.calibrate(recipe, samples, kept_paths)
+        cq = PT2E.convert(prepared)
+        converted[recipe] = (cq, kept)
+        with torch.no_grad(), torch_threads(1):
+            out = per_sample(cq, calib, name)
+        m = _metrics(name, model, out, calib)
+        log(f"  {name}: {recipe}: cos {m['component']['cosine']:.5f}, end-to-end top-1 "
+            f"{100 * m['end_to_end']['top1_agreement']:.1f}% cos {m['end_to_end']['cosine']:.5f} "
+            f"(PT2E in PyTorch, {time.perf_counter() - t0:.1f} s)")
+        return m
+
+    def ranking():
+        return layer_sensitivity(comp.module, q.layer_paths(), calib.inputs(name),
+                                 lambda out: downstream_logits(model, name, out, calib), calib.tensors["logits"])
+
+    paths = q.layer_paths()
+    chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
+                                         chained=len(chain_of(model)))
+    order = [chosen] + [c.recipe for c in cands if c.passed and c.recipe != chosen]
+    order += [c.recipe for c in cands if c.recipe not in order]
+    return order, converted, cands, extra
+
+
+def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, names: list[str],
+                 path: Path, threads: int | None, log):
+    """Lower the chosen recipe and check the lowered program itself on the calibration faces; if it misses
+    what the PyTorch simulation met (a kernel that computes differently), try the next recipe."""
+    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log)
+    sim = {c.recipe: c for c in cands}
+    margin_aware = extra["basis"].startswith("margin-aware")
+    lowered: list[dict[str, Any]] = []
+    best = None
+    for recipe in order:
+        cq, kept = converted[recipe]
+        edge, et = lower(torch.export.export(cq, example, strict=False), backend, "int8")
+        if backend == "coreml":  # cannot run here: trust the simulation
+            best = (recipe, edge, et, None)
+            break
+        path.write_bytes(et.buffer)
+        run = host_runner(path, names, threads)
+        m = _metrics(comp.name, model, per_sample(run, calib, comp.name), calib)
+        ok, fails = candidate_passes(m, margin_aware=margin_aware, chained=len(chain_of(model)))
+        if extra["basis"].startswith("best"):  # nothing passes: the lowered program must match its simulation
+            ok = m["end_to_end"]["cosine"] >= sim[recipe].metrics["end_to_end"]["cosine"] - 0.005
+        lowered.append({"recipe": recipe, "passed": ok, "failures": fails, "component": rounded(m["component"]),
+                        "end_to_end": rounded(m["end_to_end"])})
+        log(f"  {comp.name}: {recipe} lowered: cos {m['component']['cosine']:.5f}, end-to-end top-1 "
+            f"{100 * m['end_to_end']['top1_agreement']:.1f}% cos {m['end_to_end']['cosine']:.5f}"
+            + ("" if ok else " -> trying the next recipe"))
+        key = (ok, m["end_to_end"]["cosine"])
+        if best is None or key > best[3]:
+            best = (recipe, edge, et, key)
+        if ok:
+            break
+    recipe, edge, et, _ = best
+    path.write_bytes(et.buffer)
+    if backend == "coreml":
+        why = "chosen in the PyTorch simulation (the lowered program cannot run on this host)"
+    elif recipe == order[0] and lowered and lowered[-1]["passed"]:
+        why = f"chosen on {extra['basis']}, confirmed by running the lowered program on the calibration faces"
+    else:
+        why = (f"the simulation's choice {order[0]} did not hold once lowered; {recipe} is the best lowered "
+               "program")
+    record = {
+        "recipe": recipe,
+        "description": describe(recipe),
+        "float_kept": float_kept(recipe, converted[recipe][1]),
+        "basis": extra["basis"],
+        "sensitivity_ranking": extra["ranking"],
+        "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
+                        "component": rounded(c.metrics["component"]), "end_to_end": rounded(c.metrics["end_to_end"])}
+                       for c in cands],
+        "lowered_checks": lowered,
+        "decision": f"{recipe}: {why}",
+    }
+    return edge, et, record
+
+
+def export_component(comp: Component, model, backend: str, quant: str, out_dir: Path,
+                     calib: ReferenceIO | None, bundled: ReferenceIO, n_cases: int = 2,
+                     threads: int | None = 2, log=lambda s: None) -> Artifact:
+    t0 = time.perf_counter()
+    example = tuple(_canonical(v) for v in comp.inputs.values())
+    names = list(comp.inputs)
+    qrecord: dict[str, Any] = {"mode": quant}
+    fname = f"{comp.name}.pte"
+    path = out_dir / fname
+    if quant == "int8":
+        if calib is None:
+            raise ValueError("int8 needs calibration faces")
+        edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log)
+        qrecord.update(rec)
+    else:
+        edge, et = lower(torch.export.export(comp.module, example, strict=False), backend, quant)
+        path.write_bytes(et.buffer)
+    report = delegation.report(edge.exported_program(), backend)
+
+    runner, measured, skip = None, None, None
+    if backend == "coreml":
+        skip = COREML_NOT_HERE
+    else:
+        runner = host_runner(path, names, threads)
+        measured = f"executorch runtime ({'XnnpackBackend' if backend == 'xnnpack' else 'portable kernels'}, host CPU)"
+
+    # bundled test cases: held-out faces; expected = PyTorch reference (float), or this program's own
+    # host output for int8 (what the phone's int8 kernels should reproduce within a rounding step)
+    cases = []
+    for i in range(min(n_cases, len(bundled))):
+        args = bundled.sample(comp.name, i)
+        if quant == "int8" and runner is not None:
+            expected = [torch.as_tensor(o) for o in runner(*args)]
+        else:
+            with torch.no_grad():
+                o = comp.module(*args)
+            expected = [o] if isinstance(o, torch.Tensor) else list(o)
+        cases.append((args, expected))
+    bpte = f"{comp.name}.bpte"
+    write_bundled_program(et, cases, out_dir / bpte)
+    scale = max(1.0, max(float(e.abs().max()) for _, es in cases for e in es)) if cases else 1.0
+    tol = {"fp32": 1e-4, "int8": 2e-2}.get(quant, 2e-2)
+    bp = {"file": bpte, "test_cases": len(cases),
+          "expected_outputs": ("host ExecuTorch run of this int8 program" if quant == "int8" and runner is not None
+                               else "PyTorch float32 reference"),
+          "atol": float(f"{tol * scale:.3g}"), "rtol": tol}
+
+    outputs = [tensor_spec(o, t) for o, t in zip(comp.outputs, _outputs(comp.module, example))]
+    return Artifact(
+        component=comp.name, file=fname, format="pte",
+        inputs=[tensor_spec(n, t) for n, t in zip(names, example)], outputs=outputs,
+        quantization=qrecord, delegation=report, runner=runner, measured_with=measured, skip_reason=skip,
+        bundled_program=bp, seconds=time.perf_counter() - t0,
+    )
+
+
+@torch.no_grad()
+def _outputs(module: torch.nn.Module, example: tuple) -> list[torch.Tensor]:
+    o = module(*example)
+    return [o] if isinstance(o, torch.Tensor) else list(o)

@@ -1,0 +1,1 @@
+"""Latency: on this host (``host``), on an Android phone over adb (``android``), on an iPhone (``ios``)."""
