@@ -44,9 +44,13 @@ def test_astronaut_same_label_on_every_runtime(bundles, astronaut, astronaut_lan
         for stage in ("preprocess", "clip_image", "fpen_s2", "denoiser", "udcformer", "model", "total"):
             assert p.timings[stage] >= 0
         assert p.landmarks.shape == (68, 2) and p.landmarks_crop.shape == (68, 2)
-    # the noise the Recognizer draws reaches the logits: another seed, other logits (well above the 1e-4 above)
-    other = Recognizer.load(b, runtimes[0], noise_seed=1).predict(astronaut, landmarks=astronaut_landmarks)
-    assert float(np.max(np.abs(np.subtract(other.logits, ref.logits)))) > 1e-3
+    # the noise the Recognizer draws reaches the logits: other seeds, other logits. Every draw moves them beyond the
+    # 1e-4 parity tolerance above and the median draw by >= 1e-3 (one draw alone can land just under 1e-3 with the
+    # paper's DIL form at random init: 9.8e-4 measured); NaN fails both comparisons
+    diffs = [float(np.max(np.abs(np.subtract(
+        Recognizer.load(b, runtimes[0], noise_seed=s).predict(astronaut, landmarks=astronaut_landmarks).logits,
+        ref.logits)))) for s in range(1, 6)]
+    assert min(diffs) > 1e-4 and float(np.median(diffs)) >= 1e-3, diffs
 
 
 @SLOW
