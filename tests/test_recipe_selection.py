@@ -9,6 +9,7 @@ import pytest
 
 from udc.export.quant.recipes import (
     CHAINED,
+    Candidate,
     RECIPES,
     candidate_passes,
     choose_recipe,
@@ -178,3 +179,21 @@ def test_chained_one_uses_the_whole_budget():
     four, one = Script(table), Script(table)
     assert choose_recipe(four, RECIPES)[0] == R1
     assert choose_recipe(one, RECIPES, chained=1)[0] == R0 and one.calls == [(R0, ())]
+
+
+def test_lowering_order_tries_only_simulation_passes_and_is_bounded():
+    """An int8 export lowers (minutes each) the chosen recipe, then other simulation passes, at most
+    MAX_LOWERED: a failing candidate is never lowered, and the list is never empty."""
+    from udc.export.targets.executorch_export import MAX_LOWERED, lowering_order
+
+    def c(r, ok):
+        return Candidate(r, {}, ok, [] if ok else ["x"])
+
+    cands = [c("all-int8", False), c("gemm-int8", True), c("gemm-int8-ends-float", True), c("s-1", True)]
+    assert lowering_order("gemm-int8", cands, limit=2) == ["gemm-int8", "gemm-int8-ends-float"]
+    assert lowering_order("gemm-int8", cands, limit=9) == ["gemm-int8", "gemm-int8-ends-float", "s-1"]
+    # nothing passed: only the chosen (best-cosine) one is lowered, not every remaining candidate
+    failed = [c("all-int8", False), c("gemm-int8", False), c("s-16", False)]
+    assert lowering_order("s-16", failed) == ["s-16"]
+    assert lowering_order("s-16", failed, limit=0) == ["s-16"]
+    assert MAX_LOWERED >= 1 and len(lowering_order("gemm-int8", cands)) == min(3, MAX_LOWERED)
