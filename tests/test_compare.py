@@ -13,12 +13,17 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.fixture(scope="module")
-def cmp():
-    spec = importlib.util.spec_from_file_location("udc_compare_16", ROOT / "benchmarks" / "compare.py")
+def _load_benchmark(name: str, file: str):
+    """A script of benchmarks/ (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / file)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def cmp():
+    return _load_benchmark("udc_compare_16", "compare.py")
 
 
 # --------------------------------------------------------------------------- agreement, cosine, predictions
@@ -217,10 +222,7 @@ def test_ort_tuning_same_outputs_and_reported(tmp_path):
 # --------------------------------------------------------------------------- ETDump: where the --fuse time goes
 @pytest.fixture(scope="module")
 def etd():
-    spec = importlib.util.spec_from_file_location("udc_compare_etdump_16", ROOT / "benchmarks" / "compare_etdump.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _load_benchmark("udc_compare_etdump_16", "compare_etdump.py")
 
 
 def _events(scale=1.0):

@@ -139,6 +139,17 @@ def _tiny(seed: int = 0):
     return w, b, x, x.astype(np.float64) @ w.T.astype(np.float64) + b
 
 
+def _tiny_linear(w: np.ndarray, b: np.ndarray):
+    """``torch.nn.Linear`` holding :func:`_tiny`'s weights, in eval mode (the module the exporters convert)."""
+    import torch
+
+    lin = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w))
+        lin.bias.copy_(torch.from_numpy(b))
+    return lin.eval()
+
+
 def _run_torch() -> str:
     import torch
 
@@ -157,12 +168,9 @@ def _run_executorch() -> str:
     from ..console.quiet import quiet_native
 
     w, b, x, want = _tiny()
-    lin = torch.nn.Linear(8, 4)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w))
-        lin.bias.copy_(torch.from_numpy(b))
+    lin = _tiny_linear(w, b)
     with quiet_native():
-        ep = torch.export.export(lin.eval(), (torch.from_numpy(x),))
+        ep = torch.export.export(lin, (torch.from_numpy(x),))
         prog = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
         rt = Runtime.get()
         backends = list(rt.backend_registry.registered_backend_names)
@@ -204,11 +212,8 @@ def _run_coreml() -> str:
     import torch
 
     w, b, x, want = _tiny()
-    lin = torch.nn.Linear(8, 4)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w))
-        lin.bias.copy_(torch.from_numpy(b))
-    traced = torch.jit.trace(lin.eval(), torch.from_numpy(x))
+    lin = _tiny_linear(w, b)
+    traced = torch.jit.trace(lin, torch.from_numpy(x))
     m = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=x.shape)], convert_to="mlprogram",
                    compute_precision=ct.precision.FLOAT32)
     out = list(m.predict({"x": x}).values())[0]
