@@ -280,6 +280,36 @@ def test_executorch_xnnpack_int8(tmp_path, checkpoint, reference):
     _check_int8(bundle, ref, _chain(bundle, ref, model))  # 200 held-out faces, not the calibration ones
 
 
+@pytest.mark.slow
+def test_executorch_xnnpack_int8_udcformer_paper_form(tmp_path, checkpoint, reference):
+    """issue 15: the UDCformer with the paper's DIL form (the default) quantized int8 (PT2E) and lowered to
+    XNNPACK: a recipe record whose lowered program passed its check, the whole graph delegated, and the
+    program re-run here on the 200 held-out faces against the fp32 PyTorch UDCformer (int8 thresholds; NaN
+    fails). The checkpoint fixture is a tiny model, built with tiny()'s default DIL form."""
+    model, ref = reference
+    assert tiny().udcformer.dil_form == "paper" and model.cfg.udcformer.dil_form == "paper"
+    comps = ["udcformer"]
+    bundle = B.load_bundle(_api_export(tmp_path / "q.udc", checkpoint, target="executorch", quant="int8",
+                                       components=tuple(comps)))
+    _check_manifest(bundle, "executorch", "int8", comps)
+    q = bundle.manifest["quantization"]
+    rec = bundle.manifest["components"]["udcformer"]["quantization"]
+    assert rec["mode"] == "int8" and rec["recipe"] == q["decision"]["udcformer"]["recipe"]
+    assert rec["recipe"] in [c["recipe"] for c in rec["candidates"]] and "udcformer" in q["float_kept"]
+    assert rec["decision"].startswith(rec["recipe"]) and rec["float_kept"] == q["float_kept"]["udcformer"]
+    assert rec["lowered_checks"][-1]["recipe"] == rec["recipe"] and rec["lowered_checks"][-1]["passed"] is True
+    lowered = rec["lowered_checks"][-1]["end_to_end"]
+    assert lowered["cosine"] >= THRESHOLDS["int8"]["cosine"], lowered  # NaN fails
+    d = bundle.manifest["components"]["udcformer"]["delegation"]
+    assert d["delegated_pct"] == 100.0 and d["non_delegated_nodes"] == 0 and d["partitions"] >= 1, d
+    assert d["non_delegated_compute_pct"] < 5, d
+    logits = _run_all(bundle, ref, "udcformer")  # the lowered program, 200 held-out faces
+    m = compare(ref.tensors["logits"], logits, logits=True)
+    assert m["nonfinite"] == 0 and m["ref_nonfinite"] == 0, m
+    assert float((logits - ref.tensors["logits"]).abs().max()) > 1e-4, m  # int8 indeed, not a float program
+    _check_int8(bundle, ref, logits)  # cosine >= 0.99, top-1 >= 97 %, the manifest reports what was measured
+
+
 # ------------------------------------------------------------------------------------------ ONNX
 @pytest.mark.slow
 def test_onnx_fp32_fused(tmp_path, held_faces):
