@@ -11,10 +11,6 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.udc-installed
 export TORCHAO_FORCE_SKIP_LOADING_SO_FILES := 1
 PYTEST_ARGS ?=
-# Test workers (pytest-xdist; a test file stays on one worker, so its module fixtures are built once). 2 = this
-# project's 2-core CI machines; PYTEST_JOBS=0 runs in one process.
-PYTEST_JOBS ?= 2
-PYTEST_XDIST = $(if $(filter 0,$(PYTEST_JOBS)),,-n $(PYTEST_JOBS) --dist loadfile)
 
 .PHONY: test test-quick demo ablations install clean litert-env
 
@@ -33,11 +29,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The quick loop: everything but the tests marked slow (exports, training runs, wheel build); `make test` runs all.
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 -> stage 2 ->
 # evaluation on the held-out synthetic UDC split -> ExecuTorch and Core ML bundles -> run the bundle on a real
