@@ -365,6 +365,13 @@ def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool)
 
 
 # ------------------------------------------------------------------------------------------ children
+def wants_fused(keys, target: str, quant: str, family: str = "lrdif") -> bool:
+    """Whether the ``target``/``quant`` bundle must also hold the fused program: only when a fused row *of that
+    quant* is asked for (an ``executorch:fp32:fused`` row once made the int8 export search the fused program's
+    recipe too: over an hour more for ``mobile``)."""
+    return target == "executorch" and family == "lrdif" and f"{target}:{quant}:fused" in keys
+
+
 def litert_python(arg: str | None) -> Path:
     return Path(arg or os.environ.get("UDC_LITERT_PYTHON") or LITERT_ENV / "bin" / "python")
 
@@ -433,9 +440,9 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         if (target, quant) not in bundles:
             print(f"[{name} {target} {quant}] export{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr,
                   flush=True)
-            # one bundle, run as four programs and fused; without a fused row asked for, the four only (the fused
-            # program has its own int8 recipe search, minutes more: README Benchmarks)
-            fuse = target == "executorch" and family == "lrdif" and any(k.endswith(":fused") for k in keys)
+            # one bundle, run as four programs and fused; without a fused row of this quant asked for, the four
+            # only (the fused program has its own int8 recipe search, minutes more: README Benchmarks)
+            fuse = wants_fused(keys, target, quant, family)
             bundles[(target, quant)] = export(args.out, target, quant, args, family, config, checkpoint, fuse)
         return bundles[(target, quant)]
 

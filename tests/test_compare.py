@@ -275,3 +275,14 @@ def test_best_agreeing_peer_is_named_and_fails_closed(cmp):
     # self: a peer as fast as ExecuTorch int8 (the same 8 ms) is 1.00x, not met
     same = _rows(cmp, litert_int8={"p50_ms": 8.0, "top1_agreement": 1.0})
     assert "litert:int8 8.00 ms = 1.00x" in first(same) and not cmp.evaluate_targets(same, 14.0, True)[0]["met"]
+
+
+def test_fused_program_only_for_the_quant_whose_fused_row_is_asked(cmp):
+    """A fused fp32 row must not make the int8 export search a fused program's recipe too (and vice versa)."""
+    keys = ["torch:fp32", "executorch:fp32", "executorch:fp32:fused", "executorch:int8"]
+    assert cmp.wants_fused(keys, "executorch", "fp32") is True
+    assert cmp.wants_fused(keys, "executorch", "int8") is False
+    assert cmp.wants_fused(keys + ["executorch:int8:fused"], "executorch", "int8") is True
+    assert cmp.wants_fused(keys, "onnx", "fp32") is False
+    assert cmp.wants_fused(keys, "executorch", "fp32", family="ddamfn") is False  # one program already
+    assert cmp.wants_fused([], "executorch", "fp32") is False
