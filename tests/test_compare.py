@@ -2,28 +2,18 @@
 status row and the tuned ONNX Runtime sessions. Each checker is shown failing."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).parents[1]
-
-
-def _load_benchmark(name: str, file: str):
-    """A script of benchmarks/ (not a package) as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / file)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def cmp():
-    return _load_benchmark("udc_compare_16", "compare.py")
+    return load_benchmark("compare.py", "udc_compare_16")
 
 
 # --------------------------------------------------------------------------- agreement, cosine, predictions
@@ -222,7 +212,7 @@ def test_ort_tuning_same_outputs_and_reported(tmp_path):
 # --------------------------------------------------------------------------- ETDump: where the --fuse time goes
 @pytest.fixture(scope="module")
 def etd():
-    return _load_benchmark("udc_compare_etdump_16", "compare_etdump.py")
+    return load_benchmark("compare_etdump.py", "udc_compare_etdump_16")
 
 
 def _events(scale=1.0):

@@ -183,13 +183,9 @@ def test_cache_written_before_sources_is_retried_with_the_fallback(tmp_path):
 
 # --------------------------------------------------------------------------- compare.py --accuracy-data
 def _compare():
-    import importlib.util
-    from pathlib import Path
+    from benchmark_scripts import load_benchmark
 
-    spec = importlib.util.spec_from_file_location("udc_compare", Path(__file__).parents[1] / "benchmarks" / "compare.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("compare.py", "udc_compare")
 
 
 def test_scores_count_missed_faces_as_wrong():

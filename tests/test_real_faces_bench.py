@@ -2,22 +2,19 @@
 landmarks) plus real photos scikit-image ships (the astronaut's face, LFW-subset faces; MediaPipe or the crop
 fallback finds their landmarks). Every step runs with tiny settings (tiny models, one step per epoch); the real
 numbers come from the benchmark on real data only, never from here."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 from PIL import Image
 
 SIZE = 64
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("udc_real_faces", Path(__file__).parents[1] / "benchmarks" / "real_faces.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("real_faces.py", "udc_real_faces")
 
 
 def real_crops() -> list[np.ndarray]:
