@@ -6,7 +6,7 @@ the chain in float from any component's output: the end-to-end effect of one exp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -37,6 +37,12 @@ class ReferenceIO:
 
     def output(self, component: str) -> torch.Tensor:
         return self.tensors[OUTPUT[component]]
+
+    def head(self, n: int) -> "ReferenceIO":
+        """The first ``n`` faces (all of them when there are fewer), every tensor sliced alike."""
+        f = self.faces
+        faces = replace(f, images=f.images[:n], landmarks=f.landmarks[:n], noise=f.noise[:n], labels=f.labels[:n])
+        return ReferenceIO(faces, {k: v[:n] for k, v in self.tensors.items()})
 
     def sample(self, component: str, i: int) -> tuple[torch.Tensor, ...]:
         """Batch-1, contiguous inputs of sample ``i`` (canonical strides, what export and runtimes want)."""

@@ -197,3 +197,46 @@ def test_lowering_order_tries_only_simulation_passes_and_is_bounded():
     assert lowering_order("s-16", failed) == ["s-16"]
     assert lowering_order("s-16", failed, limit=0) == ["s-16"]
     assert MAX_LOWERED >= 1 and len(lowering_order("gemm-int8", cands)) == min(3, MAX_LOWERED)
+
+
+def test_sensitivity_ranks_on_the_first_faces_only():
+    """The ranking runs on the first ``faces`` calibration faces (every tensor sliced alike, the chain
+    finished on the same faces); with ``faces`` at least the set size it is the full-set ranking."""
+    import warnings
+
+    import torch
+
+    from udc.export.quant.calibration import synthetic_faces
+    from udc.export.quant.recipes import component_sensitivity, layer_sensitivity
+    from udc.export.reference import downstream_logits, reference_io
+    from udc.sdk.models.components import on_device_components
+    from udc.sdk.models.config import tiny
+    from udc.sdk.models.lrdif.model import LRDif
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LRDif(tiny(), "embedding").eval()
+    ref = reference_io(model, synthetic_faces(model.cfg, 12, seed=0, split="test"))
+    sub = ref.head(5)
+    assert len(sub) == 5 and len(sub.faces.labels) == 5
+    assert all(v.shape[0] == 5 and torch.equal(v, ref.tensors[k][:5]) for k, v in sub.tensors.items())
+    assert len(ref.head(100)) == 12
+
+    comp = next(c for c in on_device_components(model) if c.name == "udcformer")
+    paths = [n for n, m in comp.module.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][:4]
+    assert paths
+    seen = []
+    real = comp.module.forward
+    comp.module.forward = lambda *a: seen.append(a[0].shape[0]) or real(*a)
+    try:
+        on5 = component_sensitivity(model, "udcformer", comp.module, paths, ref, faces=5)
+        assert seen and set(seen) == {5}
+        manual = layer_sensitivity(comp.module, paths, sub.inputs("udcformer"),
+                                   lambda out: downstream_logits(model, "udcformer", out, sub), sub.tensors["logits"])
+        full = component_sensitivity(model, "udcformer", comp.module, paths, ref, faces=100)
+    finally:
+        comp.module.forward = real
+    assert on5 == manual and len(on5) == len(paths)
+    assert {p for p, _ in full} == set(paths) and all(math.isfinite(v) for _, v in full)
+    assert full != on5  # different faces, different scores: the subset really is a subset

@@ -18,9 +18,10 @@ int8:
 ``gemm-int8-sensitive-K``    only when the three above miss the thresholds: as ``gemm-int8`` with the
                              K layers float whose int8 error moves the logits most. Sensitivity is
                              measured one layer at a time (that layer's input, weight and output
-                             fake-quantized to int8, everything else float, batched on the
-                             calibration faces, scored by 1 - cosine of the end-to-end logits);
-                             K = 1, 2, 4, ... up to a quarter of the layers, the first K that passes.
+                             fake-quantized to int8, everything else float, batched on the first
+                             :data:`RANK_FACES` calibration faces, scored by 1 - cosine of the
+                             end-to-end logits); K = 1, 2, 4, ... up to a quarter of the layers, the
+                             first K that passes (each K scored on every calibration face).
 
 Each candidate is calibrated and then scored on the calibration faces against the float
 reference: the component's own output (cosine) and the end-to-end logits with only this
@@ -43,6 +44,13 @@ from udc.sdk.parity.metrics import THRESHOLDS
 aten = torch.ops.aten
 
 RECIPES = ("all-int8", "gemm-int8", "gemm-int8-ends-float")
+
+#: Faces the sensitivity ranking runs on (the first of the calibration set). The ranking runs the whole
+#: component once per layer, so its cost is layers x faces; measured (docs/measured-facts.md) on the trained
+#: ``fer`` UDCformer, ranking on 32 of 128 faces took a third of the time and kept the same top-2 layers
+#: and 6 of the top 8. Only the order is taken from the subset: every ``gemm-int8-sensitive-K`` candidate
+#: is still scored on all the calibration faces.
+RANK_FACES = 32
 
 RECIPE_DESCRIPTIONS = {
     "all-int8": "every op the quantizer supports in int8 (linear, conv, residual adds, muls, concatenations)",
@@ -208,11 +216,17 @@ class PT2E:
     ``rewrite`` (the XNNPACK rewrites of :mod:`udc.export.targets.rewrites`) runs before quantization, so the
     slices and views it introduces share their input's quantization parameters and stay inside the
     delegate. Activations are observed with the quantizer's histogram observers (per tensor), weights
-    with per-channel min/max, one calibration face at a time.
+    with per-channel min/max, one calibration face at a time. Calibrating again on the same ``samples``
+    object restores the observers from :class:`~udc.export.quant.observer_cache.ObserverCache` when it
+    knows them all, and conversion reuses the histogram range searches already done.
     """
 
     def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None):
+        from .observer_cache import ObserverCache
+
         self.gm = _graph(module, example, rewrite)
+        self.cache = ObserverCache()  # the observers of the faces in ``self._samples``
+        self._samples: object = None
 
     def layer_paths(self) -> list[str]:
         """Module paths of the linear/conv calls, in graph order (one entry per module)."""
@@ -233,15 +247,22 @@ class PT2E:
         quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(
             get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(gm, quantizer)
+        if samples is self._samples and self.cache.restore(prepared):  # same faces, every observer known
+            return prepared, kept_layers
         with torch.no_grad(), torch_threads(1):
             for args in samples:
                 prepared(*args)
+        if samples is not self._samples:
+            from .observer_cache import ObserverCache
+
+            self.cache, self._samples = ObserverCache(), samples
+        self.cache.store(prepared)
         return prepared, kept_layers
 
-    @staticmethod
-    def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    def convert(self, prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
+        self.cache.memoize_search(prepared)
         return convert_pt2e(prepared)
 
 
@@ -338,6 +359,17 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
 
 
 # ------------------------------------------------------------------------------------------ sensitivity
+def component_sensitivity(model, name: str, module: torch.nn.Module, paths: Sequence[str], calib,
+                          faces: int = RANK_FACES) -> list[tuple[str, float]]:
+    """:func:`layer_sensitivity` of component ``name`` (``module``: its float module) with the rest of the
+    chain float, on the first ``faces`` faces of ``calib`` (a :class:`udc.export.reference.ReferenceIO`)."""
+    from udc.export.reference import downstream_logits
+
+    sub = calib.head(faces)
+    return layer_sensitivity(module, paths, sub.inputs(name), lambda out: downstream_logits(model, name, out, sub),
+                             sub.tensors["logits"])
+
+
 def _fq_tensor(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = max((hi - lo) / 255.0, 1e-12)

@@ -25,12 +25,13 @@ from . import delegation, rewrites
 from ..artifact import Artifact, tensor_spec
 from ..quant.recipes import (
     PT2E,
+    RANK_FACES,
     RECIPES,
     candidate_passes,
     choose_recipe,
+    component_sensitivity,
     describe,
     float_kept,
-    layer_sensitivity,
     torch_threads,
 )
 from ..reference import ReferenceIO, downstream_logits, per_sample
@@ -142,7 +143,7 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
     def evaluate(recipe: str, kept_paths) -> dict[str, Any]:
         t0 = time.perf_counter()
         prepared, kept = q.calibrate(recipe, samples, kept_paths)
-        cq = PT2E.convert(prepared)
+        cq = q.convert(prepared)
         converted[recipe] = (cq, kept)
         with torch.no_grad(), torch_threads(1):
             out = per_sample(cq, calib, name)
@@ -153,8 +154,7 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
         return m
 
     def ranking():
-        return layer_sensitivity(comp.module, q.layer_paths(), calib.inputs(name),
-                                 lambda out: downstream_logits(model, name, out, calib), calib.tensors["logits"])
+        return component_sensitivity(model, name, comp.module, q.layer_paths(), calib)
 
     paths = q.layer_paths()
     chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
@@ -212,6 +212,7 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         "float_kept": float_kept(recipe, converted[recipe][1]),
         "basis": extra["basis"],
         "sensitivity_ranking": extra["ranking"],
+        "sensitivity_faces": None if extra["ranking"] is None else min(RANK_FACES, len(calib)),
         "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
                         "component": rounded(c.metrics["component"]), "end_to_end": rounded(c.metrics["end_to_end"])}
                        for c in cands],

@@ -25,7 +25,7 @@ from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
 from ..artifact import Artifact, tensor_spec
-from ..quant.recipes import RECIPES, SENSITIVE, choose_recipe, describe, float_kept, layer_sensitivity
+from ..quant.recipes import RECIPES, SENSITIVE, RANK_FACES, choose_recipe, component_sensitivity, describe, float_kept
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -186,9 +186,7 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
             paths = list(dict.fromkeys(scopes.values()))
 
             def ranking():
-                return layer_sensitivity(comp.module, paths, calib.inputs(comp.name),
-                                         lambda out: downstream_logits(model, comp.name, out, calib),
-                                         calib.tensors["logits"])
+                return component_sensitivity(model, comp.name, comp.module, paths, calib)
 
             chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
                                                  chained=len(chain_of(model)))
@@ -199,6 +197,7 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
                       "per-tensor activations (MinMax calibration)",
             "float_kept": float_kept(chosen, kept_by[chosen]),
             "sensitivity_ranking": extra["ranking"],
+            "sensitivity_faces": None if extra["ranking"] is None else min(RANK_FACES, len(calib)),
             "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
                             "component": rounded(c.metrics["component"]),
                             "end_to_end": rounded(c.metrics["end_to_end"])} for c in cands],
