@@ -61,6 +61,23 @@ def e2e_model(seed: int = 0, std: float = E2E_Z_STD):
 
 
 @torch.no_grad()
+def tiny_reference(n: int, seed: int = 0):
+    """``(model, ReferenceIO)``: a random-init tiny LRDif (``torch.manual_seed(0)``, embedding label
+    encoder) and its float reference on ``n`` synthetic test faces."""
+    import warnings
+
+    from udc.export.quant.calibration import synthetic_faces
+    from udc.export.reference import reference_io
+    from udc.sdk.models.config import tiny
+    from udc.sdk.models.lrdif.model import LRDif
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LRDif(tiny(), "embedding").eval()
+    return model, reference_io(model, synthetic_faces(model.cfg, n, seed=seed, split="test"))
+
+
 def _head_features(model, faces) -> torch.Tensor:
     feats = []
     hook = model.udcformer.head.register_forward_hook(lambda m, a, o: feats.append(a[0].detach()))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights, write_face_folder
+from sdk_bundles import copy_bundle, export_bundle, perturb_onnx_weights, tiny_reference, write_face_folder
 from udc.sdk.parity import metrics as parity
 from udc.sdk.parity.metrics import MIN_FACES, THRESHOLDS, ParityThresholdError, check, compare, thresholds_for
 
@@ -142,16 +142,7 @@ def test_runtime_torch_is_refused(onnx_fp32, faces_dir):
 # ------------------------------------------------------------------------------- 3. Core ML emulation precision
 @pytest.fixture(scope="module")
 def tiny_ref():
-    from udc.export.quant.calibration import synthetic_faces
-    from udc.export.reference import reference_io
-    from udc.sdk.models.config import tiny
-    from udc.sdk.models.lrdif.model import LRDif
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = LRDif(tiny(), "embedding").eval()
-    return model, reference_io(model, synthetic_faces(model.cfg, 8, seed=0, split="test"))
+    return tiny_reference(8)
 
 
 def _coreml_row(model, ref, quant, monkeypatch=None):

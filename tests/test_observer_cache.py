@@ -1,25 +1,16 @@
 """ObserverCache: recipes calibrated once and restored must convert to bit-identical int8 modules."""
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
+from sdk_bundles import tiny_reference
 
 
 @pytest.fixture(scope="module")
 def denoiser():
-    from udc.export.quant.calibration import synthetic_faces
-    from udc.export.reference import reference_io
     from udc.sdk.models.components import on_device_components
-    from udc.sdk.models.config import tiny
-    from udc.sdk.models.lrdif.model import LRDif
 
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = LRDif(tiny(), "embedding").eval()
-    ref = reference_io(model, synthetic_faces(model.cfg, 6, seed=0, split="test"))
+    model, ref = tiny_reference(6)
     # the denoiser: concatenations (one observer shared by several nodes under all-int8) and linears
     comp = next(c for c in on_device_components(model) if c.name == "denoiser")
     return comp, [ref.sample("denoiser", i) for i in range(len(ref))]

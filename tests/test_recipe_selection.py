@@ -202,22 +202,14 @@ def test_lowering_order_tries_only_simulation_passes_and_is_bounded():
 def test_sensitivity_ranks_on_the_first_faces_only():
     """The ranking runs on the first ``faces`` calibration faces (every tensor sliced alike, the chain
     finished on the same faces); with ``faces`` at least the set size it is the full-set ranking."""
-    import warnings
-
     import torch
+    from sdk_bundles import tiny_reference
 
-    from udc.export.quant.calibration import synthetic_faces
     from udc.export.quant.recipes import component_sensitivity, layer_sensitivity
-    from udc.export.reference import downstream_logits, reference_io
+    from udc.export.reference import downstream_logits
     from udc.sdk.models.components import on_device_components
-    from udc.sdk.models.config import tiny
-    from udc.sdk.models.lrdif.model import LRDif
 
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = LRDif(tiny(), "embedding").eval()
-    ref = reference_io(model, synthetic_faces(model.cfg, 12, seed=0, split="test"))
+    model, ref = tiny_reference(12)
     sub = ref.head(5)
     assert len(sub) == 5 and len(sub.faces.labels) == 5
     assert all(v.shape[0] == 5 and torch.equal(v, ref.tensors[k][:5]) for k, v in sub.tensors.items())
