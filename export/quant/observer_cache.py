@@ -49,7 +49,7 @@ class ObserverCache:
     def __init__(self) -> None:
         self.states: dict[tuple, dict[str, torch.Tensor]] = {}
         self.ranges: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.restored = self.calibrated = 0  # how many preparations each way (for the log and the tests)
+        self.restored = self.calibrated = 0  # how many preparations each way (the tests read them)
 
     def restore(self, prepared: torch.fx.GraphModule) -> bool:
         """Load every observer of ``prepared`` from the cache; False (nothing changed) if any is unknown."""

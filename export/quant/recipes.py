@@ -41,6 +41,8 @@ import torch
 
 from udc.sdk.parity.metrics import THRESHOLDS
 
+from .observer_cache import ObserverCache
+
 aten = torch.ops.aten
 
 RECIPES = ("all-int8", "gemm-int8", "gemm-int8-ends-float")
@@ -222,8 +224,6 @@ class PT2E:
     """
 
     def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None):
-        from .observer_cache import ObserverCache
-
         self.gm = _graph(module, example, rewrite)
         self.cache = ObserverCache()  # the observers of the faces in ``self._samples``
         self._samples: object = None
@@ -253,8 +253,6 @@ class PT2E:
             for args in samples:
                 prepared(*args)
         if samples is not self._samples:
-            from .observer_cache import ObserverCache
-
             self.cache, self._samples = ObserverCache(), samples
         self.cache.store(prepared)
         return prepared, kept_layers

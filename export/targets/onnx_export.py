@@ -25,7 +25,7 @@ from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
 from ..artifact import Artifact, tensor_spec
-from ..quant.recipes import RECIPES, SENSITIVE, RANK_FACES, choose_recipe, component_sensitivity, describe, float_kept
+from ..quant.recipes import RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe, float_kept
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
