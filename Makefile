@@ -11,6 +11,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.udc-installed
 export TORCHAO_FORCE_SKIP_LOADING_SO_FILES := 1
 PYTEST_ARGS ?=
+# pytest-xdist workers: each takes a whole test file at a time (module fixtures are built once), the slowest files
+# first (tests/conftest.py); the exported test bundles are shared between them. 0 runs in one process.
+TEST_WORKERS ?= 2
+XDIST   = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: test test-quick demo ablations install clean litert-env
 
@@ -29,11 +33,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 # The quick loop: everything but the tests marked slow (exports, training runs, wheel build); `make test` runs all.
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # The main job on the embedded default: synthetic faces -> UDC degradation -> LRDif stage 1 -> stage 2 ->
 # evaluation on the held-out synthetic UDC split -> ExecuTorch and Core ML bundles -> run the bundle on a real

@@ -8,10 +8,12 @@ upstream component. Every LRDif bundle passes :func:`assert_upstream_reaches_log
 ``clip_image``'s output, the EPR vector or the noise changes the logits) before a test gets it.
 
 ``UDC_TEST_BUNDLE_CACHE=DIR`` keeps the exported bundles (and their checkpoint) in DIR and reuses them in
-later runs (for working on the SDK tests; a stale bundle fails its schema/sha256 check loudly). Unset: a
-fresh export."""
+later runs (for working on the SDK tests; a stale bundle fails its schema/sha256 check loudly). Unset,
+tests/conftest.py sets it to a fresh directory for the session, which pytest-xdist's workers share: each
+bundle is exported once per run, by whichever worker needs it first, under a file lock (:func:`_one_writer`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,7 +92,7 @@ def _head_features(model, faces) -> torch.Tensor:
 
 def fit_head_to_clusters(model, n: int = 280, seed: int = 3):
     """Fit the classification head to 7 k-means clusters of the model's own head-input features on synthetic
-    training faces (see tests/test_export.py's docstring: class boundaries in low-density regions, as a
+    training faces (see tests/export_checks.py's docstring: class boundaries in low-density regions, as a
     trained classifier has them, so top-1 agreement measures an export's error against real margins)."""
     from udc.export.quant.calibration import synthetic_faces
 
@@ -109,6 +111,17 @@ def fit_head_to_clusters(model, n: int = 280, seed: int = 3):
     return model.eval()
 
 
+@contextlib.contextmanager
+def _one_writer(path: Path):
+    """Held while a shared test artefact at ``path`` is looked up and, if missing, made: the workers of a
+    parallel run share the cache directory, and two of them must not write the same bundle at once."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        yield
+
+
 def e2e_checkpoint(root: Path) -> Path:
     """:func:`e2e_model` saved once per session (in ``UDC_TEST_BUNDLE_CACHE`` when set, else under ``root``): the checkpoint of every
     LRDif test bundle and of tests/test_export.py."""
@@ -117,18 +130,18 @@ def e2e_checkpoint(root: Path) -> Path:
     cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
     key = ("checkpoint",)
     path = Path(cache or root) / "tiny-e2e.pt"
-    if cache and path.is_file():
-        _CACHE[key] = path
-    if key not in _CACHE or not _CACHE[key].exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(e2e_model(), path, extra={
-            "note": "tests: tiny, random init + Z-modulation weights, head fitted to 7 clusters of its features "
-                    "(tests/sdk_bundles.py)"})
-        _CACHE[key] = path
+    with _one_writer(path):
+        if cache and path.is_file():
+            _CACHE[key] = path
+        if key not in _CACHE or not _CACHE[key].exists():
+            save_checkpoint(e2e_model(), path, extra={
+                "note": "tests: tiny, random init + Z-modulation weights, head fitted to 7 clusters of its features "
+                        "(tests/sdk_bundles.py)"})
+            _CACHE[key] = path
     return _CACHE[key]
 
 
-#: Held-out faces of the shared ExecuTorch fp32 export's parity run (tests/test_export.py's EVAL_N).
+#: Held-out faces of the shared ExecuTorch fp32 export's parity run (tests/export_checks.py's EVAL_N).
 SHARED_EVAL_N = 200
 
 
@@ -144,14 +157,15 @@ def executorch_fp32_cli(root: Path) -> tuple[Path, str]:
     cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
     out = Path(cache or root) / "tiny-executorch-fp32.udc"
     log = out.with_suffix(".log")
-    if cache and (out / "manifest.json").is_file() and log.is_file():
-        _CACHE[key] = out
-    if key not in _CACHE or not _CACHE[key].exists():
-        res = CliRunner().invoke(main, [str(e2e_checkpoint(root)), "--target", "executorch", "--eval-n",
-                                        str(SHARED_EVAL_N), "--threads", "1", "-o", str(out), "--force"])
-        assert res.exit_code == 0, res.output + repr(res.exception)
-        log.write_text(res.output)
-        _CACHE[key] = out
+    with _one_writer(out):
+        if cache and (out / "manifest.json").is_file() and log.is_file():
+            _CACHE[key] = out
+        if key not in _CACHE or not _CACHE[key].exists():
+            res = CliRunner().invoke(main, [str(e2e_checkpoint(root)), "--target", "executorch", "--eval-n",
+                                            str(SHARED_EVAL_N), "--threads", "1", "-o", str(out), "--force"])
+            assert res.exit_code == 0, res.output + repr(res.exception)
+            log.write_text(res.output)
+            _CACHE[key] = out
     path = _CACHE[key]
     return controlled_bundle(path), path.with_suffix(".log").read_text()
 
@@ -277,17 +291,18 @@ def export_bundle(root: Path, target: str, quant: str = "fp32", eval_n: int = 32
     key = (family, target, quant)
     name = f"tiny-{target}-{quant}.udc" if family == "lrdif" else f"{family}-tiny-{target}-{quant}.udc"
     cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
-    if cache and (Path(cache) / name / "manifest.json").is_file():
-        _CACHE[key] = Path(cache) / name
-    if key not in _CACHE or not _CACHE[key].exists():
-        out = Path(cache or root) / name
-        if family == "lrdif":
-            req = ExportRequest(output=out, target=target, checkpoint=e2e_checkpoint(root), quant=quant,
-                                eval_n=eval_n, calib_n=calib_n, threads=1, force=True)
-        else:
-            req = ExportRequest(output=out, target=target, config="tiny", family=family, quant=quant, eval_n=eval_n,
-                                calib_n=calib_n, threads=1, force=True)
-        _CACHE[key] = run_export(req, log=lambda *_: None).path
+    out = Path(cache or root) / name
+    with _one_writer(out):
+        if cache and (out / "manifest.json").is_file():
+            _CACHE[key] = out
+        if key not in _CACHE or not _CACHE[key].exists():
+            if family == "lrdif":
+                req = ExportRequest(output=out, target=target, checkpoint=e2e_checkpoint(root), quant=quant,
+                                    eval_n=eval_n, calib_n=calib_n, threads=1, force=True)
+            else:
+                req = ExportRequest(output=out, target=target, config="tiny", family=family, quant=quant,
+                                    eval_n=eval_n, calib_n=calib_n, threads=1, force=True)
+            _CACHE[key] = run_export(req, log=lambda *_: None).path
     return controlled_bundle(_CACHE[key])
 
 
