@@ -93,17 +93,28 @@ def compare_split(separate_ms: float, fused_ms: float) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ running
-def _inputs(bundle, seed: int = 0) -> dict:
+def _inputs(bundle, threads: int, seed: int = 0) -> dict:
     from udc.sdk.bench.host import bench_face
     from udc.sdk.runtime.chain import load_chain
     from udc.sdk.runtime.recognizer import Recognizer
 
-    rec = Recognizer(bundle, load_chain(bundle, "executorch", threads=1))
+    # the chain is loaded only for its preprocessing; its threads are the timed ones (the threadpool is process-wide)
+    rec = Recognizer(bundle, load_chain(bundle, "executorch", threads=threads))
     crop, lm, _ = bench_face(rec.crop_size, seed=seed)
     import numpy as np
 
     return {"image": rec.preprocess(crop), "landmarks": np.ascontiguousarray(lm, np.float32).reshape(1, 68, 2),
             "noise": rec.noise}
+
+
+def require_threads(n: int, when: str = "before timing") -> None:
+    """The table says how many threads ran: refuse to time (or report) with an XNNPACK threadpool of another size
+    (it is process-wide: loading any chain resizes it)."""
+    from executorch.extension.pybindings import portable_lib
+
+    got = int(portable_lib._threadpool_get_thread_count())
+    if got != n:
+        raise SystemExit(f"the XNNPACK threadpool has {got} thread(s) {when}, not the {n} asked for")
 
 
 def profile(bundle_path: str | Path, threads: int = 2, iters: int = 50, warmup: int = 5) -> dict:
@@ -119,8 +130,9 @@ def profile(bundle_path: str | Path, threads: int = 2, iters: int = 50, warmup: 
     comps, wiring = m["components"], m["wiring"]
     if "pipeline" not in comps:
         raise SystemExit(f"{bundle_path}: no fused 'pipeline' program (export it with --fuse)")
+    feed = _inputs(b, threads)
     set_threads(threads)
-    feed = _inputs(b)
+    require_threads(threads)
     rt = Runtime.get()
     progs = {}
     for name in (*FOUR, "pipeline"):
@@ -156,6 +168,7 @@ def profile(bundle_path: str | Path, threads: int = 2, iters: int = 50, warmup: 
             chain_wall.append((t1 - t_chain) * 1e3)
             wall["pipeline"].append((t3 - t2) * 1e3)
             fused_wall.append((t3 - t2) * 1e3)
+    require_threads(threads, "after timing")
     res = {"bundle": str(bundle_path), "quant": m.get("quant"), "threads": threads, "iters": iters,
            "warmup": warmup, "programs": {}}
     with tempfile.TemporaryDirectory() as tmp:

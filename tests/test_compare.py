@@ -246,6 +246,24 @@ def test_etdump_split_speedup_fails_closed(etd):
             etd.compare_split(sep, fus)
 
 
+def test_etdump_refuses_a_threadpool_of_another_size(etd):
+    """The ETDump table once said "2 thread(s)" while its input preparation had shrunk the process-wide XNNPACK
+    threadpool to 1: the tool now checks the pool before and after timing."""
+    from executorch.extension.pybindings import portable_lib
+
+    from udc.sdk.runtime.executorch_runtime import set_threads
+
+    before = portable_lib._threadpool_get_thread_count()
+    try:
+        set_threads(1)
+        with pytest.raises(SystemExit, match="has 1 thread"):
+            etd.require_threads(2)
+        set_threads(2)
+        etd.require_threads(2)  # the pool the table names: accepted
+    finally:
+        set_threads(before)
+
+
 def test_fuse_target_self_comparison_is_not_met(cmp):
     # fused as fast as four programs (the same number twice): 1.00x, a miss that points at the ETDump tool
     checks = cmp.evaluate_targets(_rows(cmp, executorch_int8={"p50_ms": 8.0}), floor_ms=14.0, real_faces=True)
