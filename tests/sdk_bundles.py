@@ -10,14 +10,14 @@ upstream component. Every LRDif bundle passes :func:`assert_upstream_reaches_log
 ``UDC_TEST_BUNDLE_CACHE=DIR`` keeps the exported bundles (and their checkpoint) in DIR and reuses them in
 later runs (for working on the SDK tests; a stale bundle fails its schema/sha256 check loudly). Unset,
 tests/conftest.py sets it to a fresh directory for the session, which pytest-xdist's workers share: each
-bundle is exported once per run, by whichever worker needs it first, under a file lock (:func:`_one_writer`)."""
+bundle is exported once per run, by whichever worker needs it first, under a file lock (:func:`_shared`)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -111,15 +111,22 @@ def fit_head_to_clusters(model, n: int = 280, seed: int = 3):
     return model.eval()
 
 
-@contextlib.contextmanager
-def _one_writer(path: Path):
-    """Held while a shared test artefact at ``path`` is looked up and, if missing, made: the workers of a
-    parallel run share the cache directory, and two of them must not write the same bundle at once."""
+def _shared(key: tuple, root: Path, name: str, ready: Callable[[Path], bool], make: Callable[[Path], None]) -> Path:
+    """The session's one copy of a test artefact: ``UDC_TEST_BUNDLE_CACHE/name`` (else ``root/name``), reused when
+    ``ready(path)`` says a cached one is complete, else made by ``make(path)``. Looked up and made under a file lock:
+    the workers of a parallel run share the cache directory, and two of them must not write the same one at once."""
     from filelock import FileLock
 
+    cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
+    path = Path(cache or root) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
-        yield
+        if cache and ready(path):
+            _CACHE[key] = path
+        if key not in _CACHE or not _CACHE[key].exists():
+            make(path)
+            _CACHE[key] = path
+    return _CACHE[key]
 
 
 def e2e_checkpoint(root: Path) -> Path:
@@ -127,18 +134,12 @@ def e2e_checkpoint(root: Path) -> Path:
     LRDif test bundle and of tests/test_export.py."""
     from udc.sdk.models.checkpoint import save_checkpoint
 
-    cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
-    key = ("checkpoint",)
-    path = Path(cache or root) / "tiny-e2e.pt"
-    with _one_writer(path):
-        if cache and path.is_file():
-            _CACHE[key] = path
-        if key not in _CACHE or not _CACHE[key].exists():
-            save_checkpoint(e2e_model(), path, extra={
-                "note": "tests: tiny, random init + Z-modulation weights, head fitted to 7 clusters of its features "
-                        "(tests/sdk_bundles.py)"})
-            _CACHE[key] = path
-    return _CACHE[key]
+    def make(path: Path) -> None:
+        save_checkpoint(e2e_model(), path, extra={
+            "note": "tests: tiny, random init + Z-modulation weights, head fitted to 7 clusters of its features "
+                    "(tests/sdk_bundles.py)"})
+
+    return _shared(("checkpoint",), root, "tiny-e2e.pt", Path.is_file, make)
 
 
 #: Held-out faces of the shared ExecuTorch fp32 export's parity run (tests/export_checks.py's EVAL_N).
@@ -153,20 +154,14 @@ def executorch_fp32_cli(root: Path) -> tuple[Path, str]:
 
     from udc.export.cli import main
 
-    key = ("lrdif", "executorch", "fp32")
-    cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
-    out = Path(cache or root) / "tiny-executorch-fp32.udc"
-    log = out.with_suffix(".log")
-    with _one_writer(out):
-        if cache and (out / "manifest.json").is_file() and log.is_file():
-            _CACHE[key] = out
-        if key not in _CACHE or not _CACHE[key].exists():
-            res = CliRunner().invoke(main, [str(e2e_checkpoint(root)), "--target", "executorch", "--eval-n",
-                                            str(SHARED_EVAL_N), "--threads", "1", "-o", str(out), "--force"])
-            assert res.exit_code == 0, res.output + repr(res.exception)
-            log.write_text(res.output)
-            _CACHE[key] = out
-    path = _CACHE[key]
+    def make(out: Path) -> None:
+        res = CliRunner().invoke(main, [str(e2e_checkpoint(root)), "--target", "executorch", "--eval-n",
+                                        str(SHARED_EVAL_N), "--threads", "1", "-o", str(out), "--force"])
+        assert res.exit_code == 0, res.output + repr(res.exception)
+        out.with_suffix(".log").write_text(res.output)
+
+    path = _shared(("lrdif", "executorch", "fp32"), root, "tiny-executorch-fp32.udc",
+                   lambda out: (out / "manifest.json").is_file() and out.with_suffix(".log").is_file(), make)
     return controlled_bundle(path), path.with_suffix(".log").read_text()
 
 
@@ -288,22 +283,19 @@ def export_bundle(root: Path, target: str, quant: str = "fp32", eval_n: int = 32
 
     if (family, target, quant) == ("lrdif", "executorch", "fp32"):
         return executorch_fp32_cli(root)[0]  # one ExecuTorch lowering, shared with tests/test_export.py
-    key = (family, target, quant)
     name = f"tiny-{target}-{quant}.udc" if family == "lrdif" else f"{family}-tiny-{target}-{quant}.udc"
-    cache = os.environ.get("UDC_TEST_BUNDLE_CACHE")
-    out = Path(cache or root) / name
-    with _one_writer(out):
-        if cache and (out / "manifest.json").is_file():
-            _CACHE[key] = out
-        if key not in _CACHE or not _CACHE[key].exists():
-            if family == "lrdif":
-                req = ExportRequest(output=out, target=target, checkpoint=e2e_checkpoint(root), quant=quant,
-                                    eval_n=eval_n, calib_n=calib_n, threads=1, force=True)
-            else:
-                req = ExportRequest(output=out, target=target, config="tiny", family=family, quant=quant,
-                                    eval_n=eval_n, calib_n=calib_n, threads=1, force=True)
-            _CACHE[key] = run_export(req, log=lambda *_: None).path
-    return controlled_bundle(_CACHE[key])
+
+    def make(out: Path) -> None:
+        if family == "lrdif":
+            req = ExportRequest(output=out, target=target, checkpoint=e2e_checkpoint(root), quant=quant,
+                                eval_n=eval_n, calib_n=calib_n, threads=1, force=True)
+        else:
+            req = ExportRequest(output=out, target=target, config="tiny", family=family, quant=quant, eval_n=eval_n,
+                                calib_n=calib_n, threads=1, force=True)
+        run_export(req, log=lambda *_: None)
+
+    return controlled_bundle(_shared((family, target, quant), root, name,
+                                     lambda out: (out / "manifest.json").is_file(), make))
 
 
 def copy_bundle(src: Path, dst: Path) -> Path:
