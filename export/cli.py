@@ -39,6 +39,8 @@ Examples:
   udc-export runs/demo/stage2/best.pt --target executorch -o face-android.udc
   udc-export runs/demo/stage2/best.pt --target coreml -o face-ios.udc
   udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face-int8.udc
+  udc-export lrdif-v2.pt --target executorch --quant int8 --calib ~/data/rafdb \
+      --recipes-from face-int8.udc -o face-int8-v2.udc    (re-export: start from the recipes found before)
   udc-export --config tiny --target onnx --fuse -o tiny.udc    (no checkpoint: fresh random init)
   udc-export runs/ddamfn-paper/best.pt --target executorch --quant int8 -o ddamfn-int8.udc
   udc-export --model ddamfn --config tiny --target coreml -o ddamfn-tiny-ios.udc
@@ -62,6 +64,10 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
 @click.option("--calib-n", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration faces (int8).")
 @click.option("--eval-n", type=click.IntRange(min=1), default=224, show_default=True,
               help="Held-out faces for the parity report (fewer than 32: the report says it is not conclusive).")
+@click.option("--recipes-from", "recipes_from", type=click.Path(file_okay=False), default=None, metavar="BUNDLE",
+              help="int8: an earlier int8 bundle of the same model config; each component tries that bundle's recipe "
+                   "first and searches only if it misses the thresholds here (a re-export in minutes instead of the "
+                   "full search; the manifest records the hint and whether it held).")
 @click.option("--fuse", is_flag=True, help="Also export the four components fused as one 'pipeline' program.")
 @click.option("--components", "components", default=None, metavar="NAME,NAME",
               help="Export only these components (LRDif: clip_image, fpen_s2, denoiser, udcformer, pipeline), for debugging "
@@ -77,9 +83,13 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
                    "ddamfn: tiny, paper).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random init, faces and noise.")
 @click.option("--threads", default=2, show_default=True, help="CPU threads for the host runtimes (parity runs).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Export the components side by side in this many worker processes (ExecuTorch, ONNX): an int8 "
+                   "export is mostly single-threaded, so up to one job per core pays; --threads is shared out "
+                   "between them. The bundle is the same as with --jobs 1.")
 @click.option("--verbose", is_flag=True, help="Also show third-party log lines (ExecuTorch, torchao, coremltools).")
-def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, components, force, output, family,
-         config_name, seed, threads, verbose):
+def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, recipes_from, fuse, components, force, output,
+         family, config_name, seed, threads, jobs, verbose):
     """Export CHECKPOINT (a udc checkpoint) as a NAME.udc bundle with manifest.json and a parity report.
 
     \b
@@ -96,6 +106,7 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
     from udc.sdk.errors import UdcError
 
     from .quant.calibration import CalibrationError
+    from .quant.recipe_hints import RecipeHintError
     from .options import ExportOptionError, resolve
 
     if checkpoint is None and config_name is None:
@@ -128,10 +139,10 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, fuse, compo
     req = ExportRequest(output=output, target=target, checkpoint=checkpoint, config=config_name, family=family,
                         backend=backend,
                         quant=quant, calib=calib, calib_n=calib_n, eval_n=eval_n, fuse=fuse, force=force, seed=seed,
-                        threads=threads, components=names)
+                        threads=threads, components=names, recipes_from=recipes_from, jobs=jobs)
     try:
         result = run_export(req, log=click.echo)
-    except (ExportOptionError, ModelChoiceError) as e:
+    except (ExportOptionError, ModelChoiceError, RecipeHintError) as e:
         _fail_usage(str(e))
     except (BundleError, CalibrationError, CheckpointError, UdcError) as e:
         raise click.ClickException(str(e)) from None

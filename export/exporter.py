@@ -53,6 +53,11 @@ class ExportRequest:
     bundled_cases: int = 2
     #: export only these components (debugging, tests): the bundle is marked ``partial`` and apps refuse it
     components: tuple[str, ...] | None = None
+    #: an earlier int8 bundle of the same model config: each component's recipe search starts from its recipe
+    #: (:mod:`udc.export.quant.recipe_hints`)
+    recipes_from: str | Path | None = None
+    #: components exported side by side in this many worker processes (:mod:`udc.export.parallel`); 1: in turn
+    jobs: int = 1
 
 
 @dataclass
@@ -303,6 +308,51 @@ def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode:
 
 
 # ------------------------------------------------------------------------------------------ export
+def components_of(req: ExportRequest, model) -> list[Component]:
+    """The components this export writes, in chain order (``--fuse`` adds the pipeline; ``--components`` picks)."""
+    comps = on_device_components(model, fuse=req.fuse or bool(req.components and "pipeline" in req.components))
+    if req.components:
+        have = [c.name for c in comps]
+        comps = [c for c in comps if c.name in req.components]
+        if not comps:
+            raise ModelChoiceError(f"--components {','.join(req.components)}: this {family_of(model)} model has "
+                                   f"{', '.join(have)}")
+    return comps
+
+
+def face_sets(req: ExportRequest, model, quant: str):
+    """``(calibration, held-out)`` face sets: seeded, so every process of one export draws the same faces."""
+    return calibration_sets(model.cfg, req.calib, req.calib_n if quant == "int8" else 1, req.eval_n, seed=req.seed)
+
+
+def export_one(req: ExportRequest, comp: Component, model, backend: str, quant: str, root: Path,
+               calib: ReferenceIO | None, held: ReferenceIO, threads: int, log, hint=None) -> Artifact:
+    """One component to an ExecuTorch or ONNX file in ``root`` (Core ML: :mod:`.targets.coreml_export`)."""
+    if req.target == "executorch":
+        from .targets.executorch_export import export_component
+
+        return export_component(comp, model, backend, quant, root, calib, held, req.bundled_cases, threads, log, hint)
+    from .targets.onnx_export import export_component
+
+    return export_component(comp, model, quant, root, calib, threads, log, hint)
+
+
+def done_line(a: Artifact) -> str:
+    """The log line of a finished component."""
+    d = a.delegation
+    return (f"  {a.component}: {a.file} ({a.seconds:.1f} s" +
+            (f", {d['delegated_pct']:.1f}% of nodes delegated, {d['partitions']} partition(s))" if d else ")"))
+
+
+def host_runner(target: str, path: Path, names: list[str], threads: int):
+    """The host runner of an exported ExecuTorch or ONNX file (what :func:`export_one` attaches)."""
+    if target == "executorch":
+        from .targets.executorch_export import host_runner as runner
+    else:
+        from .targets.onnx_export import ort_runner as runner
+    return runner(path, names, threads)
+
+
 def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
     t_all = time.perf_counter()
     backend, quant = resolve(req.target, req.backend, req.quant)
@@ -313,20 +363,23 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
         log(f"removed work directories of earlier killed exports of {out.name}: {', '.join(writer.cleaned)}")
     model, source, random_init, note = load_model(req)
     log(f"model: {note}")
-    comps = on_device_components(model, fuse=req.fuse or bool(req.components and "pipeline" in req.components))
-    if req.components:
-        have = [c.name for c in comps]
-        comps = [c for c in comps if c.name in req.components]
-        if not comps:
-            raise ModelChoiceError(f"--components {','.join(req.components)}: this {family_of(model)} model has "
-                                   f"{', '.join(have)}")
+    comps = components_of(req, model)
+    hints = {}
+    if req.recipes_from is not None:
+        if quant != "int8":
+            raise ModelChoiceError(f"--recipes-from guides the int8 recipe search; this export is {quant}: drop it "
+                                   "or add --quant int8")
+        from .quant.recipe_hints import read_hints
+
+        hints = read_hints(req.recipes_from, family_of(model), model.cfg.name, [c.name for c in comps])
+        log(f"recipes from {Path(req.recipes_from).name}, tried first: " +
+            (", ".join(f"{n} {h.recipe}" for n, h in hints.items()) or "none of this export's components"))
     coreml_eps = {}
     if req.target == "coreml":  # an op Core ML cannot convert fails now, before any other work
         from .targets.coreml_export import prepare
 
         coreml_eps = {c.name: prepare(c) for c in comps}
-    calib_set, held_set = calibration_sets(model.cfg, req.calib, req.calib_n if quant == "int8" else 1, req.eval_n,
-                                           seed=req.seed)
+    calib_set, held_set = face_sets(req, model, quant)
     desc = held_set.describe()
     log(f"faces: {desc['kind']} ({desc.get('format', desc.get('generator'))}): "
         f"{len(calib_set) if quant == 'int8' else 0} calibration, {len(held_set)} held-out")
@@ -347,35 +400,41 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     precision_checks: dict[str, dict[str, Any]] = {}
     emulated: dict[str, Emulation] = {}
     seconds: dict[str, float] = {}
-    with writer:
-        for comp in comps:
-            t0 = time.perf_counter()
-            precision = quant
-            if coreml_like:
-                precision, precision_checks[comp.name], emulated[comp.name] = _precision_for(comp, model, quant, held,
-                                                                                             log)
+    from .parallel import export_parallel, parallel_reason
+
+    def export_here(comp: Component) -> Artifact:
+        t0 = time.perf_counter()
+        precision = quant
+        if coreml_like:
+            precision, precision_checks[comp.name], emulated[comp.name] = _precision_for(comp, model, quant, held, log)
+        if req.target == "coreml":
+            from .targets.coreml_export import export_component
+
+            a = export_component(comp, quant, precision, writer.root, coreml_eps.get(comp.name))
+        else:
+            a = export_one(req, comp, model, backend, precision if coreml_like else quant, writer.root, calib, held,
+                           req.threads, log, hints.get(comp.name))
+        if coreml_like:
             if req.target == "executorch":
-                from .targets.executorch_export import export_component
+                a.quantization["compute_precision"] = "float16" if precision == "fp16" else "float32"
+            a.quantization["fp16_check"] = precision_checks[comp.name]
+        a.seconds = time.perf_counter() - t0
+        log(done_line(a))
+        return a
 
-                a = export_component(comp, model, backend, precision if coreml_like else quant, writer.root, calib,
-                                     held, req.bundled_cases, req.threads, log)
-                if coreml_like:
-                    a.quantization["compute_precision"] = "float16" if precision == "fp16" else "float32"
-            elif req.target == "coreml":
-                from .targets.coreml_export import export_component
-
-                a = export_component(comp, quant, precision, writer.root, coreml_eps.get(comp.name))
-            else:
-                from .targets.onnx_export import export_component
-
-                a = export_component(comp, model, quant, writer.root, calib, req.threads, log)
-            if coreml_like:
-                a.quantization["fp16_check"] = precision_checks[comp.name]
-            artifacts[comp.name] = a
-            seconds[comp.name] = time.perf_counter() - t0
-            d = a.delegation
-            log(f"  {comp.name}: {a.file} ({seconds[comp.name]:.1f} s" +
-                (f", {d['delegated_pct']:.1f}% of nodes delegated, {d['partitions']} partition(s))" if d else ")"))
+    why_serial = parallel_reason(req, coreml_like, [c.name for c in comps])
+    if req.jobs > 1 and why_serial:
+        log(f"--jobs {req.jobs}: {why_serial}; exporting one component at a time")
+    with writer:
+        if req.jobs > 1 and not why_serial:  # side by side in worker processes; each logs its own lines
+            done = export_parallel(req, backend, quant, [c.name for c in comps], writer.root, hints, log)
+            for a in done:
+                a.runner = host_runner(req.target, writer.root / a.file, [i["name"] for i in a.inputs], req.threads)
+        else:
+            done = (export_here(comp) for comp in comps)
+        for a in done:
+            artifacts[a.component] = a
+            seconds[a.component] = a.seconds
         t0 = time.perf_counter()
         parity = parity_report(artifacts, model, held, mode, precision_checks, quant,
                                {n: e for n, e in emulated.items() if artifacts[n].runner is None})

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from udc.sdk.parity.metrics import THRESHOLDS
+from udc.sdk.parity.metrics import THRESHOLDS, rounded
 
 from .observer_cache import ObserverCache
 
@@ -303,7 +303,7 @@ def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware:
 
 def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
                   quant: str = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
-                  n_layers: int = 0, log=lambda s: None, chained: int = CHAINED
+                  n_layers: int = 0, log=lambda s: None, chained: int = CHAINED, hint=None
                   ) -> tuple[str, list[Candidate], dict[str, Any]]:
     """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
     and a ``ranking`` (most sensitive layer first) is given, try keeping the top K layers float.
@@ -313,10 +313,25 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     top-1, the one with the best plain top-1 (said so in ``extra["basis"]``; measured on the trained tiny
     demo checkpoint: the first such, gemm-int8, chained to 96.4 % end-to-end top-1 on held-out faces while
     4 sensitive layers kept float scored 99.2 % on the calibration faces); else the best end-to-end cosine. Returns the chosen recipe,
-    every candidate's scores, and ``{"ranking", "kept", "basis"}``.
+    every candidate's scores, and ``{"ranking", "kept", "basis", "hint"}``.
+
+    ``hint`` (a :class:`udc.export.quant.recipe_hints.RecipeHint`, ``--recipes-from``) is scored first; if it
+    meets the thresholds it is the choice and nothing else is scored. If it misses, it is left out of the
+    candidates (its scores go in ``extra["hint"]``) and the search runs as without it.
     """
     cands: list[Candidate] = []
-    extra: dict[str, Any] = {"ranking": None, "kept": {}, "basis": "thresholds"}
+    extra: dict[str, Any] = {"ranking": None, "kept": {}, "basis": "thresholds", "hint": None}
+    if hint is not None:
+        m = evaluate(hint.recipe, hint.kept_paths)
+        ok, fails = candidate_passes(m, quant, chained=chained)
+        extra["hint"] = {**hint.record(), "passed": ok, "failures": fails,
+                         "component": rounded(m["component"]), "end_to_end": rounded(m["end_to_end"])}
+        if ok:
+            if hint.kept_paths:
+                extra["kept"][hint.recipe] = list(hint.kept_paths)
+            extra["basis"] = f"thresholds (the recipe {hint.source} chose, tried first: --recipes-from)"
+            return hint.recipe, [Candidate(hint.recipe, m, ok, fails)], extra
+        log(f"  the recipe from {hint.source} ({hint.recipe}) missed here ({'; '.join(fails)}): the full search")
 
     def add(r: str, kept: Sequence[str]) -> Candidate:
         m = evaluate(r, kept)

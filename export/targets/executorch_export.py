@@ -23,6 +23,7 @@ from udc.sdk.parity.metrics import compare, rounded
 
 from . import delegation, rewrites
 from ..artifact import Artifact, tensor_spec
+from ..provenance import shared_provenance
 from ..quant.recipes import (
     PT2E,
     RANK_FACES,
@@ -128,8 +129,9 @@ def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[st
             "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, name, out, calib), logits=True)}
 
 
-def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log):
-    """Score the recipes on the calibration faces with the PT2E modules (int8 simulated in PyTorch).
+def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log, hint=None):
+    """Score the recipes on the calibration faces with the PT2E modules (int8 simulated in PyTorch); a ``hint``
+    (``--recipes-from``) is scored first and, if it passes, alone.
 
     Returns the recipes to lower, in order (the chosen one, then the others that passed in the simulation;
     at most :data:`MAX_LOWERED`), the converted modules with their float-kept layers, the candidates' scores
@@ -157,16 +159,19 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
         return component_sensitivity(model, name, comp.module, q.layer_paths(), calib)
 
     paths = q.layer_paths()
+    if hint is not None:
+        hint.check_layers(name, paths)
     chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
-                                         chained=len(chain_of(model)))
+                                         chained=len(chain_of(model)), hint=hint)
     return lowering_order(chosen, cands), converted, cands, extra
 
 
 def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, names: list[str],
-                 path: Path, threads: int | None, log):
+                 path: Path, threads: int | None, log, hint=None):
     """Lower the chosen recipe and check the lowered program itself on the calibration faces; if it misses
-    what the PyTorch simulation met (a kernel that computes differently), try the next recipe."""
-    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log)
+    what the PyTorch simulation met (a kernel that computes differently), try the next recipe. A ``hint`` that
+    passed in simulation but not once lowered: the full search, as without it."""
+    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log, hint)
     sim = {c.recipe: c for c in cands}
     margin_aware = extra["basis"].startswith("margin-aware")
     lowered: list[dict[str, Any]] = []
@@ -193,6 +198,12 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
             best = (recipe, edge, et, key)
         if ok:
             break
+    hinted = extra["hint"]
+    if hinted is not None and hinted["passed"] and not (lowered and lowered[-1]["passed"]):
+        log(f"  {comp.name}: the recipe from {hint.source} ({hint.recipe}) missed once lowered: the full search")
+        edge, et, record = _export_int8(comp, model, example, calib, backend, names, path, threads, log)
+        record["recipe_hint"] = {**hinted, "lowered_check": lowered[-1] if lowered else None}
+        return edge, et, record
     recipe, edge, et, _ = best
     path.write_bytes(et.buffer)
     if backend == "coreml":
@@ -218,13 +229,24 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
                        for c in cands],
         "lowered_checks": lowered,
         "decision": f"{recipe}: {why}",
+        "recipe_hint": hinted,
     }
     return edge, et, record
 
 
 def export_component(comp: Component, model, backend: str, quant: str, out_dir: Path,
                      calib: ReferenceIO | None, bundled: ReferenceIO, n_cases: int = 2,
-                     threads: int | None = 2, log=lambda s: None) -> Artifact:
+                     threads: int | None = 2, log=lambda s: None, hint=None) -> Artifact:
+    """``comp`` to ``out_dir/NAME.pte`` + ``.bpte`` (int8: the recipe search, :func:`_export_int8`). The torch.fx
+    provenance records are shared, not deep-copied, throughout (:mod:`udc.export.provenance`: the same bytes,
+    measured faster)."""
+    with shared_provenance():
+        return _export_component(comp, model, backend, quant, out_dir, calib, bundled, n_cases, threads, log, hint)
+
+
+def _export_component(comp: Component, model, backend: str, quant: str, out_dir: Path,
+                      calib: ReferenceIO | None, bundled: ReferenceIO, n_cases: int, threads: int | None, log,
+                      hint) -> Artifact:
     t0 = time.perf_counter()
     example = tuple(_canonical(v) for v in comp.inputs.values())
     names = list(comp.inputs)
@@ -234,7 +256,7 @@ def export_component(comp: Component, model, backend: str, quant: str, out_dir: 
     if quant == "int8":
         if calib is None:
             raise ValueError("int8 needs calibration faces")
-        edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log)
+        edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log, hint)
         qrecord.update(rec)
     else:
         edge, et = lower(torch.export.export(comp.module, example, strict=False), backend, quant)

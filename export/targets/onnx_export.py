@@ -153,7 +153,7 @@ def ort_runner(path: Path, names: list[str], threads: int | None):
 
 
 def export_component(comp: Component, model, quant: str, out_dir: Path, calib: ReferenceIO | None,
-                     threads: int | None = 2, log=lambda s: None) -> Artifact:
+                     threads: int | None = 2, log=lambda s: None, hint=None) -> Artifact:
     t0 = time.perf_counter()
     names = list(comp.inputs)
     fname = f"{comp.name}.onnx"
@@ -188,8 +188,10 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
             def ranking():
                 return component_sensitivity(model, comp.name, comp.module, paths, calib)
 
+            if hint is not None:
+                hint.check_layers(comp.name, paths)
             chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
-                                                 chained=len(chain_of(model)))
+                                                 chained=len(chain_of(model)), hint=hint)
             path.write_bytes((Path(tmp) / f"{chosen}.onnx").read_bytes())
         qrecord.update({
             "recipe": chosen, "description": describe(chosen),
@@ -202,6 +204,7 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
                             "component": rounded(c.metrics["component"]),
                             "end_to_end": rounded(c.metrics["end_to_end"])} for c in cands],
             "basis": extra["basis"],
+            "recipe_hint": extra["hint"],
             "decision": f"{chosen}: the first recipe (most int8) meeting the int8 thresholds on the calibration faces "
                         f"(basis: {extra['basis']})",
         })

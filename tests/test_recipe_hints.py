@@ -1,0 +1,149 @@
+"""``--recipes-from BUNDLE`` (udc.export.quant.recipe_hints): an earlier int8 bundle's recipe is scored first and,
+if it meets the thresholds here, is the choice; if it misses, the search runs exactly as without it. The bundle
+is refused when it cannot guide this model (not int8, another config, damaged records, unknown layers)."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from sdk_bundles import export_bundle
+from test_recipe_selection import LAYERS, LOW_TOP1, PASS, R0, R1, R2, TOP, Script, _sens, metrics
+from udc.export.quant.recipe_hints import RecipeHint, RecipeHintError, read_hints
+from udc.export.quant.recipes import RECIPES, candidate_passes, choose_recipe, sensitive_recipe
+
+
+# ------------------------------------------------------------------------------------------ choose_recipe
+SEARCH = {(R0, ()): LOW_TOP1, (R1, ()): LOW_TOP1, (R2, ()): LOW_TOP1, _sens(1): LOW_TOP1, _sens(2): PASS}
+
+
+def _choose(table, hint):
+    ev = Script(table, LAYERS)
+    logged = []
+    out = choose_recipe(ev, RECIPES, ranking=ev.ranking, n_layers=len(LAYERS), log=logged.append, hint=hint)
+    return ev, out, logged
+
+
+def test_a_hint_that_passes_is_the_only_candidate_scored():
+    hint = RecipeHint(sensitive_recipe(2), tuple(TOP[:2]), "old.udc")
+    ev, (chosen, cands, extra), _ = _choose(SEARCH, hint)
+    assert chosen == sensitive_recipe(2) and ev.calls == [_sens(2)] and ev.rankings == 0
+    assert [c.recipe for c in cands] == [chosen] and cands[0].passed
+    assert extra["kept"] == {chosen: TOP[:2]} and extra["ranking"] is None
+    assert "old.udc" in extra["basis"] and extra["basis"].startswith("thresholds")
+    assert extra["hint"]["passed"] is True and extra["hint"]["from"] == "old.udc"
+    assert extra["hint"]["kept_layers"] == TOP[:2]
+
+
+@pytest.mark.parametrize("bad", [LOW_TOP1, metrics(cos=math.nan), metrics(comp=math.nan), metrics(top1=math.nan)])
+def test_a_hint_that_misses_leaves_the_search_as_without_it(bad):
+    """The hinted recipe is scored first; when it misses (NaN included) the search's calls, candidates and choice
+    are those of a run without the hint, and the hint's verdict is kept aside."""
+    hint = RecipeHint(R1, (), "old.udc")
+    ev, (chosen, cands, extra), logged = _choose({**SEARCH, (R1, ()): bad}, hint)
+    plain = Script({**SEARCH, (R1, ()): bad}, LAYERS)
+    want = choose_recipe(plain, RECIPES, ranking=plain.ranking, n_layers=len(LAYERS))
+    assert ev.calls == [(R1, ())] + plain.calls  # the hint first, then the whole search
+    assert (chosen, [c.recipe for c in cands]) == (want[0], [c.recipe for c in want[1]])
+    assert chosen == sensitive_recipe(2) and extra["basis"] == want[2]["basis"]
+    assert extra["hint"]["passed"] is False and extra["hint"]["failures"] == candidate_passes(bad)[1]
+    assert any("missed here" in line for line in logged)
+
+
+def test_a_missed_sensitive_hint_does_not_stand_in_for_the_search_candidate_of_the_same_name():
+    """The hint keeps layers a and b float and misses; the search's own gemm-int8-sensitive-2 (the ranking's
+    top-2) passes and is the one chosen and recorded."""
+    hint = RecipeHint(sensitive_recipe(2), ("a", "b"), "old.udc")
+    ev, (chosen, cands, extra), _ = _choose({**SEARCH, (sensitive_recipe(2), ("a", "b")): LOW_TOP1}, hint)
+    assert chosen == sensitive_recipe(2) and extra["kept"][chosen] == TOP[:2]
+    assert [c.recipe for c in cands].count(chosen) == 1 and cands[-1].metrics is PASS
+
+
+# ------------------------------------------------------------------------------------------ read_hints
+@pytest.fixture(scope="module")
+def fp32_bundle(tmp_path_factory):
+    return export_bundle(tmp_path_factory.mktemp("hint-bundles"), "onnx")  # tiny lrdif, shared in the session
+
+
+def _as_int8(src, dst, recipes):
+    """A copy of a real bundle whose manifest says int8 with ``recipes`` {component: (recipe, kept layers)}."""
+    shutil.copytree(src, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    m["quant"] = "int8"
+    for name, (recipe, kept) in recipes.items():
+        m["components"][name]["quantization"] = {"mode": "int8", "recipe": recipe,
+                                                 "float_kept": ["residual adds"] + [f"layer {k}" for k in kept]}
+    (dst / "manifest.json").write_text(json.dumps(m))
+    return dst
+
+
+def test_read_hints(fp32_bundle, tmp_path):
+    b = _as_int8(fp32_bundle, tmp_path / "old.udc", {"fpen_s2": ("gemm-int8", ()),
+                                                      "udcformer": ("gemm-int8-sensitive-2", ("x.qkv", "head"))})
+    hints = read_hints(b, "lrdif", "tiny", ["fpen_s2", "udcformer", "pipeline"])
+    assert hints == {"fpen_s2": RecipeHint("gemm-int8", (), "old.udc"),
+                     "udcformer": RecipeHint("gemm-int8-sensitive-2", ("x.qkv", "head"), "old.udc")}
+    hints["udcformer"].check_layers("udcformer", ["x.qkv", "head", "stem"])
+    with pytest.raises(RecipeHintError, match="does not have"):
+        hints["udcformer"].check_layers("udcformer", ["x.qkv", "stem"])
+
+
+@pytest.mark.parametrize("case, match", [
+    ("fp32", "has no int8 recipes"),
+    ("config", "'mobile' model"),
+    ("unknown recipe", "no known int8 recipe"),
+    ("kept count", "keeps 3 layers float but its record names 1"),
+    ("no manifest", "not a udc bundle"),
+    ("missing", "no such bundle"),
+])
+def test_read_hints_refuses(fp32_bundle, tmp_path, case, match):
+    b = tmp_path / "old.udc"
+    if case == "fp32":
+        b = fp32_bundle
+    elif case == "unknown recipe":
+        _as_int8(fp32_bundle, b, {"fpen_s2": ("int7-magic", ())})
+    elif case == "kept count":
+        _as_int8(fp32_bundle, b, {"fpen_s2": ("gemm-int8-sensitive-3", ("x",))})
+    elif case == "no manifest":
+        b.mkdir()
+    elif case != "missing":
+        _as_int8(fp32_bundle, b, {"fpen_s2": ("gemm-int8", ())})
+    config = "mobile" if case == "config" else "tiny"
+    with pytest.raises(RecipeHintError, match=match):
+        read_hints(b, "lrdif", config, ["fpen_s2"])
+
+
+# ------------------------------------------------------------------------------------------ udc-export
+def _export(*args):
+    from udc.export.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_cli_refuses_recipes_from_outside_int8_and_a_wrong_bundle(fp32_bundle, tmp_path):
+    res = _export("--config", "tiny", "--target", "onnx", "--recipes-from", fp32_bundle, "-o", tmp_path / "x.udc")
+    assert res.exit_code == 2 and "guides the int8 recipe search" in res.output, res.output
+    res = _export("--config", "tiny", "--target", "onnx", "--quant", "int8", "--recipes-from", fp32_bundle,
+                  "-o", tmp_path / "y.udc")
+    assert res.exit_code == 2 and "has no int8 recipes" in res.output, res.output
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.slow
+def test_export_starts_from_the_hinted_recipe(fp32_bundle, tmp_path):
+    """The search alone picks all-int8 for the tiny fpen_s2 (the first recipe, it passes); a bundle that chose
+    gemm-int8 makes the export score gemm-int8 first, and only it, then lower and check it."""
+    old = _as_int8(fp32_bundle, tmp_path / "old.udc", {"fpen_s2": ("gemm-int8", ())})
+    out = tmp_path / "new.udc"
+    res = _export("--config", "tiny", "--target", "executorch", "--quant", "int8", "--components", "fpen_s2",
+                  "--calib-n", "16", "--eval-n", "16", "--threads", "1", "--recipes-from", old, "-o", out)
+    assert res.exit_code == 0, res.output
+    assert "recipes from old.udc, tried first: fpen_s2 gemm-int8" in res.output
+    rec = json.loads((out / "manifest.json").read_text())["components"]["fpen_s2"]["quantization"]
+    assert rec["recipe"] == "gemm-int8" and [c["recipe"] for c in rec["candidates"]] == ["gemm-int8"]
+    assert rec["recipe_hint"]["passed"] is True and rec["recipe_hint"]["from"] == "old.udc"
+    assert "--recipes-from" in rec["basis"] and rec["sensitivity_ranking"] is None
+    assert rec["lowered_checks"][-1]["recipe"] == "gemm-int8" and rec["lowered_checks"][-1]["passed"] is True
