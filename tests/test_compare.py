@@ -117,6 +117,33 @@ def test_each_target_fails_closed(cmp, over, floor, real, missed):
     assert all(c["measured"] for c in bad)
 
 
+@pytest.mark.parametrize("inter, met, says", [
+    ({"chain_ms": 56.31, "fused_ms": 54.38}, False, "interleaved in one process: four programs 56.31 vs fused 54.38 ms = 1.04x"),
+    ({"chain_ms": 30.0, "fused_ms": 20.0}, True, "= 1.50x"),
+    ({"chain_ms": float("nan"), "fused_ms": 20.0}, False, "interleaved timing not measured"),
+    ({"chain_ms": 20.0, "fused_ms": 0.0}, False, "interleaved timing not measured"),
+    ({"error": "compare_etdump.py failed: ValueError"}, False, "compare_etdump.py failed"),
+])
+def test_fuse_target_is_judged_on_the_interleaved_pair(cmp, inter, met, says):
+    """The rows (12 vs 8 ms: 1.5x, a pass on their own) are shown beside but do not decide; NaN, zero and a failed
+    timing are misses."""
+    rows = _rows(cmp, executorch_int8_fused={"interleaved": inter})
+    line = next(c for c in cmp.evaluate_targets(rows, 14.0, True)
+                if c["target"] == "--fuse >= 1.2x faster than four programs (ExecuTorch int8)")
+    assert line["met"] is met and says in line["measured"], line
+    assert "rows in separate processes 12.00 vs 8.00 ms" in line["measured"]
+
+
+def test_export_time_line_says_how_the_export_ran(cmp):
+    from types import SimpleNamespace
+
+    how = cmp.export_how(SimpleNamespace(jobs=2, recipes_from=None), "executorch", "int8", False)
+    assert how == "four programs, --jobs 2"
+    rows = _rows(cmp, executorch_int8={"export_how": how})
+    line = next(c for c in cmp.evaluate_targets(rows, 14.0, True) if c["target"].startswith("export of"))
+    assert line["met"] and line["measured"] == "120 s (four programs, --jobs 2)"
+
+
 def test_targets_with_no_rows_are_all_missed(cmp):
     checks = cmp.evaluate_targets([], floor_ms=None, real_faces=True)
     assert checks and not any(c["met"] for c in checks)
@@ -294,3 +321,16 @@ def test_fused_program_only_for_the_quant_whose_fused_row_is_asked(cmp):
     assert cmp.wants_fused(keys, "onnx", "fp32") is False
     assert cmp.wants_fused(keys, "executorch", "fp32", family="ddamfn") is False  # one program already
     assert cmp.wants_fused([], "executorch", "fp32") is False
+
+
+@pytest.mark.slow
+def test_interleaved_fuse_timing_of_a_bundle_without_a_fused_program_is_an_error(cmp, tmp_path):
+    """compare.py asks compare_etdump.py for the interleaved pair; a bundle with no 'pipeline' program gives an
+    error entry (a miss in the targets), never numbers."""
+    from types import SimpleNamespace
+
+    from sdk_bundles import export_bundle
+
+    bundle = export_bundle(tmp_path, "executorch")  # the session's shared tiny bundle: four programs, no pipeline
+    r = cmp.interleaved_fuse(bundle, SimpleNamespace(threads=1, iters=2, warmup=0, verbose=False))
+    assert set(r) == {"error"} and "compare_etdump.py failed" in r["error"], r
