@@ -28,6 +28,7 @@ from .quant import fp16
 from .artifact import Artifact
 from .quant.calibration import calibration_sets
 from .options import resolve
+from .parallel import export_parallel, parallel_reason
 from .quant.recipes import selection_thresholds
 from .reference import INPUTS, OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
 
@@ -400,7 +401,6 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     precision_checks: dict[str, dict[str, Any]] = {}
     emulated: dict[str, Emulation] = {}
     seconds: dict[str, float] = {}
-    from .parallel import export_parallel, parallel_reason
 
     def export_here(comp: Component) -> Artifact:
         t0 = time.perf_counter()

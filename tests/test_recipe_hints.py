@@ -147,3 +147,27 @@ def test_export_starts_from_the_hinted_recipe(fp32_bundle, tmp_path):
     assert rec["recipe_hint"]["passed"] is True and rec["recipe_hint"]["from"] == "old.udc"
     assert "--recipes-from" in rec["basis"] and rec["sensitivity_ranking"] is None
     assert rec["lowered_checks"][-1]["recipe"] == "gemm-int8" and rec["lowered_checks"][-1]["passed"] is True
+
+
+@pytest.mark.slow
+def test_a_hint_that_misses_once_lowered_falls_back_to_the_full_search(fp32_bundle, tmp_path, monkeypatch):
+    """The hinted gemm-int8 passes in simulation; its lowered program is made to miss (the lowered check's verdict
+    patched to fail, the simulation's left alone): the export runs the full search as without the hint, and the
+    record keeps the hint with its failed lowered check."""
+    from udc.export.exporter import ExportRequest, run_export
+    from udc.export.targets import executorch_export as ete
+
+    def lowered_fails(metrics, **kw):
+        return False, ["lowered program made to miss (test)"]
+
+    monkeypatch.setattr(ete, "candidate_passes", lowered_fails)
+    old = _as_int8(fp32_bundle, tmp_path / "old.udc", {"fpen_s2": ("gemm-int8", ())})
+    logs: list[str] = []
+    r = run_export(ExportRequest(output=tmp_path / "new.udc", target="executorch", config="tiny", quant="int8",
+                                 components=("fpen_s2",), calib_n=16, eval_n=16, threads=1, recipes_from=old),
+                   log=logs.append)
+    rec = r.manifest["components"]["fpen_s2"]["quantization"]
+    assert any("missed once lowered: the full search" in line for line in logs), logs
+    assert rec["recipe_hint"]["passed"] is True and rec["recipe_hint"]["lowered_check"]["passed"] is False
+    assert rec["candidates"][0]["recipe"] == "all-int8"  # the search from the start, not the hint
+    assert "--recipes-from" not in rec["basis"] and all(not c["passed"] for c in rec["lowered_checks"])

@@ -199,7 +199,7 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         if ok:
             break
     hinted = extra["hint"]
-    if hinted is not None and hinted["passed"] and not (lowered and lowered[-1]["passed"]):
+    if hinted is not None and hinted["passed"] and backend != "coreml" and not (lowered and lowered[-1]["passed"]):
         log(f"  {comp.name}: the recipe from {hint.source} ({hint.recipe}) missed once lowered: the full search")
         edge, et, record = _export_int8(comp, model, example, calib, backend, names, path, threads, log)
         record["recipe_hint"] = {**hinted, "lowered_check": lowered[-1] if lowered else None}
