@@ -440,6 +440,8 @@ def parse_args(argv=None):
                    help="Export/check/benchmark this model instead of the best by validation accuracy.")
     p.add_argument("--calib-n", type=int, default=256, help="Calibration faces for int8 (real training faces).")
     p.add_argument("--eval-n", type=int, default=224, help="Held-out faces of udc-export's own parity report.")
+    p.add_argument("--export-jobs", type=int, default=1,
+                   help="udc-export --jobs: export the four components in this many worker processes.")
     p.add_argument("--parity-n", type=int, default=0, help="udc-parity faces (0: every test face with landmarks).")
     p.add_argument("--bench-iters", type=int, default=100, help="udc-bench timed runs.")
     p.add_argument("--bench-warmup", type=int, default=10, help="udc-bench warm-up runs.")
@@ -525,7 +527,7 @@ def main(argv=None) -> dict:
 
         a = [best["checkpoint"], "--target", "executorch", "--quant", "int8", "--calib", str(roots[dep]),
              "--calib-n", str(args.calib_n), "--eval-n", str(args.eval_n), "--threads", str(args.threads),
-             "--seed", str(args.seed), "--force", "-o", str(bundle)]
+             "--seed", str(args.seed), "--jobs", str(args.export_jobs), "--force", "-o", str(bundle)]
         code, text = cli(export_main, a)
         if code not in (0, 1) or not (bundle / "manifest.json").is_file():
             raise failed("udc-export " + " ".join(a), code, text)

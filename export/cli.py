@@ -39,8 +39,7 @@ Examples:
   udc-export runs/demo/stage2/best.pt --target executorch -o face-android.udc
   udc-export runs/demo/stage2/best.pt --target coreml -o face-ios.udc
   udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face-int8.udc
-  udc-export lrdif-v2.pt --target executorch --quant int8 --calib ~/data/rafdb \
-      --recipes-from face-int8.udc -o face-int8-v2.udc    (re-export: start from the recipes found before)
+  udc-export v2.pt --target executorch --quant int8 --calib ~/data/rafdb --recipes-from face-int8.udc --jobs 2 -o v2.udc
   udc-export --config tiny --target onnx --fuse -o tiny.udc    (no checkpoint: fresh random init)
   udc-export runs/ddamfn-paper/best.pt --target executorch --quant int8 -o ddamfn-int8.udc
   udc-export --model ddamfn --config tiny --target coreml -o ddamfn-tiny-ios.udc

@@ -118,7 +118,8 @@ def test_each_target_fails_closed(cmp, over, floor, real, missed):
 
 
 @pytest.mark.parametrize("inter, met, says", [
-    ({"chain_ms": 56.31, "fused_ms": 54.38}, False, "interleaved in one process: four programs 56.31 vs fused 54.38 ms = 1.04x"),
+    ({"chain_ms": 56.31, "fused_ms": 54.38}, False,
+     "interleaved in one process: four programs 56.31 vs fused 54.38 ms = 1.04x"),
     ({"chain_ms": 30.0, "fused_ms": 20.0}, True, "= 1.50x"),
     ({"chain_ms": float("nan"), "fused_ms": 20.0}, False, "interleaved timing not measured"),
     ({"chain_ms": 20.0, "fused_ms": 0.0}, False, "interleaved timing not measured"),
