@@ -157,6 +157,18 @@ def test_missing_peers_are_named(cmp):
     assert "peers not run: litert:fp32, litert:int8" in line
 
 
+@pytest.mark.parametrize("dropped", [("litert:int8",), ("onnx:int8",), ("onnx:int8", "litert:int8", "onnx:fp32")])
+def test_int8_speed_target_needs_the_int8_peers_it_names(cmp, dropped):
+    """ExecuTorch int8 at 12 ms is >= 1.2x every remaining peer, but without ORT int8 or LiteRT int8 the target
+    is not measured: a run of a few rows once printed "met" against torch eager alone."""
+    rows = [r for r in _rows(cmp, litert_int8={"p50_ms": 30.0}) if r["key"] not in dropped]
+    line = cmp.evaluate_targets(rows, 14.0, True)[0]
+    assert not line["met"] and "the int8 peers the target names did not run" in line["measured"], line
+    for k in dropped:
+        if k in cmp.INT8_PEERS:
+            assert k in line["measured"].split("did not run")[1]
+
+
 # --------------------------------------------------------------------------- LiteRT status, children, table
 def test_litert_not_installed_is_a_status_with_one_command(cmp, tmp_path):
     why = cmp.litert_problem(tmp_path / "no-such-env" / "bin" / "python")
