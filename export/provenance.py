@@ -7,7 +7,7 @@ copies every node's history again. Over the dozens of passes of a PT2E conversio
 histories grow and copying them becomes a large part of the export. cProfile of the int8 lowering of the test
 suite's UDCformer: ``copy.deepcopy`` 89 s of 401 s.
 
-A ``NodeSource`` is never changed once it is built. In torch 2.10 only its constructor and ``from_dict`` assign
+A ``NodeSource`` is never changed once it is built. In torch 2.13 only its constructor and ``from_dict`` assign
 its fields, and the two caches it fills (``_dict``, ``_action_string``) are functions of those fields. Sharing a
 record is therefore the same as copying it. Inside :func:`shared_provenance`, ``copy.deepcopy`` returns a
 ``NodeSource`` itself. The lists that hold the records are still copied, so a pass that appends to a node's
