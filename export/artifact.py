@@ -10,6 +10,19 @@ import torch
 HostRunner = Callable[..., list]
 
 
+def host_runner(path, input_names: list[str], threads: int | None) -> HostRunner:
+    """The :data:`HostRunner` of an exported file (``.pte`` or ``.onnx``: :func:`udc.sdk.runtime.runners.load`
+    picks the runtime from the file)."""
+    from udc.sdk.runtime.runners import load
+
+    run = load(path, input_names=input_names, threads=threads)
+
+    def call(*args: torch.Tensor) -> list:
+        return run({n: a.numpy() for n, a in zip(input_names, args)})
+
+    return call
+
+
 def tensor_spec(name: str, t: torch.Tensor) -> dict[str, Any]:
     return {"name": name, "shape": [int(s) for s in t.shape], "dtype": str(t.dtype).replace("torch.", "")}
 

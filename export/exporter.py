@@ -25,7 +25,7 @@ from udc.sdk.console.table import format_table
 
 from . import bundle_writer
 from .quant import fp16
-from .artifact import Artifact
+from .artifact import Artifact, host_runner
 from .quant.calibration import calibration_sets
 from .options import resolve
 from .parallel import export_parallel, parallel_reason
@@ -345,15 +345,6 @@ def done_line(a: Artifact) -> str:
             (f", {d['delegated_pct']:.1f}% of nodes delegated, {d['partitions']} partition(s))" if d else ")"))
 
 
-def host_runner(target: str, path: Path, names: list[str], threads: int):
-    """The host runner of an exported ExecuTorch or ONNX file (what :func:`export_one` attaches)."""
-    if target == "executorch":
-        from .targets.executorch_export import host_runner as runner
-    else:
-        from .targets.onnx_export import ort_runner as runner
-    return runner(path, names, threads)
-
-
 def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
     t_all = time.perf_counter()
     backend, quant = resolve(req.target, req.backend, req.quant)
@@ -393,9 +384,12 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
              "(--eval-n)")
         warnings.append(w)
         log(f"WARNING: {w}")
-    calib = reference_io(model, calib_set) if quant == "int8" else None
-    held = reference_io(model, held_set)
     coreml_like = req.target == "coreml" or backend == "coreml"
+    why_serial = parallel_reason(req, coreml_like, [c.name for c in comps])
+    parallel = req.jobs > 1 and not why_serial
+    # the calibration reference feeds the recipe search; in parallel each worker computes its own
+    calib = reference_io(model, calib_set) if quant == "int8" and not parallel else None
+    held = reference_io(model, held_set)
     mode = quant if quant in THRESHOLDS else "fp32"
     artifacts: dict[str, Artifact] = {}
     precision_checks: dict[str, dict[str, Any]] = {}
@@ -422,14 +416,13 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
         log(done_line(a))
         return a
 
-    why_serial = parallel_reason(req, coreml_like, [c.name for c in comps])
     if req.jobs > 1 and why_serial:
         log(f"--jobs {req.jobs}: {why_serial}; exporting one component at a time")
     with writer:
-        if req.jobs > 1 and not why_serial:  # side by side in worker processes; each logs its own lines
+        if parallel:  # side by side in worker processes; each logs its own lines
             done = export_parallel(req, backend, quant, [c.name for c in comps], writer.root, hints, log)
             for a in done:
-                a.runner = host_runner(req.target, writer.root / a.file, [i["name"] for i in a.inputs], req.threads)
+                a.runner = host_runner(writer.root / a.file, [i["name"] for i in a.inputs], req.threads)
         else:
             done = (export_here(comp) for comp in comps)
         for a in done:

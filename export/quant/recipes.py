@@ -321,17 +321,6 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     """
     cands: list[Candidate] = []
     extra: dict[str, Any] = {"ranking": None, "kept": {}, "basis": "thresholds", "hint": None}
-    if hint is not None:
-        m = evaluate(hint.recipe, hint.kept_paths)
-        ok, fails = candidate_passes(m, quant, chained=chained)
-        extra["hint"] = {**hint.record(), "passed": ok, "failures": fails,
-                         "component": rounded(m["component"]), "end_to_end": rounded(m["end_to_end"])}
-        if ok:
-            if hint.kept_paths:
-                extra["kept"][hint.recipe] = list(hint.kept_paths)
-            extra["basis"] = f"thresholds (the recipe {hint.source} chose, tried first: --recipes-from)"
-            return hint.recipe, [Candidate(hint.recipe, m, ok, fails)], extra
-        log(f"  the recipe from {hint.source} ({hint.recipe}) missed here ({'; '.join(fails)}): the full search")
 
     def add(r: str, kept: Sequence[str]) -> Candidate:
         m = evaluate(r, kept)
@@ -339,6 +328,18 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
         c = Candidate(r, m, ok, fails)
         cands.append(c)
         return c
+
+    if hint is not None:
+        c = add(hint.recipe, hint.kept_paths)
+        extra["hint"] = {**hint.record(), "passed": c.passed, "failures": c.failures,
+                         "component": rounded(c.metrics["component"]), "end_to_end": rounded(c.metrics["end_to_end"])}
+        if c.passed:
+            if hint.kept_paths:
+                extra["kept"][hint.recipe] = list(hint.kept_paths)
+            extra["basis"] = f"thresholds (the recipe {hint.source} chose, tried first: --recipes-from)"
+            return hint.recipe, cands, extra
+        cands.clear()  # a missed hint is not a candidate: the search below runs as without it
+        log(f"  the recipe from {hint.source} ({hint.recipe}) missed here ({'; '.join(c.failures)}): the full search")
 
     def margin_ok(c: Candidate) -> bool:
         return candidate_passes(c.metrics, quant, margin_aware=True, chained=chained)[0]

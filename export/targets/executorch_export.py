@@ -22,7 +22,7 @@ from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
 from . import delegation, rewrites
-from ..artifact import Artifact, tensor_spec
+from ..artifact import Artifact, host_runner, tensor_spec
 from ..provenance import shared_provenance
 from ..quant.recipes import (
     PT2E,
@@ -86,17 +86,6 @@ def _quiet_coreml():
     finally:
         for n, lv in zip(names, levels):
             logging.getLogger(n).setLevel(lv)
-
-
-def host_runner(path: Path, input_names: list[str], threads: int | None):
-    from udc.sdk.runtime.runners import load
-
-    run = load(path, input_names=input_names, threads=threads)
-
-    def call(*args: torch.Tensor) -> list:
-        return run({n: a.numpy() for n, a in zip(input_names, args)})
-
-    return call
 
 
 def write_bundled_program(et_program, cases: list[tuple[tuple, list[torch.Tensor]]], path: Path) -> None:

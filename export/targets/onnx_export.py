@@ -24,7 +24,7 @@ import torch
 from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
-from ..artifact import Artifact, tensor_spec
+from ..artifact import Artifact, host_runner, tensor_spec
 from ..quant.recipes import RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe, float_kept
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
@@ -141,17 +141,6 @@ def quantize(fp32_path: Path, out_path: Path, ref: ReferenceIO, comp: Component,
     return kept
 
 
-def ort_runner(path: Path, names: list[str], threads: int | None):
-    from udc.sdk.runtime.runners import load
-
-    run = load(path, input_names=names, threads=threads)
-
-    def call(*args: torch.Tensor) -> list:
-        return run({n: a.numpy() for n, a in zip(names, args)})
-
-    return call
-
-
 def export_component(comp: Component, model, quant: str, out_dir: Path, calib: ReferenceIO | None,
                      threads: int | None = 2, log=lambda s: None, hint=None) -> Artifact:
     t0 = time.perf_counter()
@@ -174,7 +163,7 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
                 t1 = time.perf_counter()
                 qpath = Path(tmp) / f"{recipe}.onnx"
                 kept_by[recipe] = quantize(fp32, qpath, calib, comp, recipe, kept_paths, scopes)
-                out = per_sample(ort_runner(qpath, names, threads), calib, comp.name)
+                out = per_sample(host_runner(qpath, names, threads), calib, comp.name)
                 m = {"component": compare(calib.output(comp.name), out, logits=is_logits),
                      "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, comp.name, out, calib),
                                            logits=True)}
@@ -215,6 +204,6 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
         component=comp.name, file=fname, format="onnx",
         inputs=[tensor_spec(n, t) for n, t in comp.inputs.items()],
         outputs=[tensor_spec(n, t) for n, t in zip(comp.outputs, outs)],
-        quantization=qrecord, runner=ort_runner(path, names, threads),
+        quantization=qrecord, runner=host_runner(path, names, threads),
         measured_with="onnxruntime (CPUExecutionProvider, host)", seconds=time.perf_counter() - t0,
     )
