@@ -353,6 +353,19 @@ def test_folder_flat_layout_synonyms_and_split_aliases(tmp_path):
         "Validation/joy/a.png": "val", "valid/disgusted/b.png": "val", "train/sadness/c.png": "train"}
 
 
+def test_folder_drops_augmented_copies(tmp_path):
+    """FER2013's public class-folder mirror: ``X.jpgN.jpg`` copies beside ``X.jpg`` are dropped and counted;
+    a name of that shape without its original beside it is an image like any other."""
+    for rel in ("train/disgust/Training_1.jpg", "train/disgust/Training_1.jpg0.jpg",
+                "train/disgust/Training_1.jpg12.png", "test/disgust/PrivateTest_2.jpg",
+                "test/disgust/PrivateTest_2.jpg3.jpg", "test/happy/lonely.jpg7.jpg", "test/happy/b.png1.png"):
+        write_image(tmp_path / rel)
+    idx = load_folder(tmp_path)
+    assert sorted(r.key for r in idx.records) == ["test/disgust/PrivateTest_2.jpg", "test/happy/b.png1.png",
+                                                    "test/happy/lonely.jpg7.jpg", "train/disgust/Training_1.jpg"]
+    assert idx.dropped == {"augmented copy": 3}
+
+
 @pytest.mark.parametrize("name, expected", [
     ("neutral", "neutral"), ("07 Neutral", "neutral"), ("HAPPY", "happiness"), ("joy", "happiness"),
     ("sad", "sadness"), ("surprise", "surprise"), ("fearful", "fear"), ("afraid", "fear"),

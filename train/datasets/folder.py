@@ -24,6 +24,12 @@ disgust               disgust, disgusted
 anger                 anger, angry, mad
 ====================  ==========================================
 
+An augmented copy of another image is dropped and counted as ``"augmented copy"``: a file named after an
+image of the same folder plus a number and an image extension (``Training_10371709.jpg3.jpg`` beside
+``Training_10371709.jpg``; the public FER2013 class-folder mirror ships 4,376 such disgust copies, which
+would otherwise turn 436 Training disgust faces into 3,924 and leak copies into the validation and test
+splits).
+
 Other class folders (e.g. ``contempt``) are dropped: their images are counted as ``"unknown class"``
 and the folder name maps to ``"(dropped)"`` in ``label_map`` (whose keys are the folder names as
 found). Record keys are paths relative to ROOT with forward slashes, e.g.
@@ -85,6 +91,15 @@ def _images(path: Path) -> list[Path]:
     return out
 
 
+_COPY = re.compile(r"^(?P<original>.+\.(?:jpe?g|png|bmp|webp))\d+\.(?:jpe?g|png|bmp|webp)$", re.IGNORECASE)
+
+
+def augmented_copy(path: Path) -> bool:
+    """True for ``NAME.jpgN.jpg`` when ``NAME.jpg`` is a file in the same folder (an augmented copy of it)."""
+    m = _COPY.match(path.name)
+    return m is not None and (path.parent / m.group("original")).is_file()
+
+
 def _loose_images(path: Path) -> int:
     return sum(1 for e in os.scandir(path) if e.is_file() and is_image(e.name))
 
@@ -123,6 +138,9 @@ def load_folder(root: str | Path) -> DatasetIndex:
             dropped["unknown class"] += len(images)
             continue
         for path in images:
+            if augmented_copy(path):
+                dropped["augmented copy"] += 1
+                continue
             key = path.relative_to(root).as_posix()
             points = landmarks.get(key)
             if points is not None and np.shape(points) == (68, 2):
