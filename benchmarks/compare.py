@@ -46,7 +46,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time

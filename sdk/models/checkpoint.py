@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from .config import config_from_dict
 from .lrdif.model import LRDif
 from ..hashing import file_sha256  # noqa: F401  (re-exported)
 from .registry import checkpoint_family, model_family, model_from_payload
