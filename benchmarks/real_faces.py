@@ -440,6 +440,10 @@ def parse_args(argv=None):
                    help="Export/check/benchmark this model instead of the best by validation accuracy.")
     p.add_argument("--calib-n", type=int, default=256, help="Calibration faces for int8 (real training faces).")
     p.add_argument("--eval-n", type=int, default=224, help="Held-out faces of udc-export's own parity report.")
+    p.add_argument("--int8-top1", type=float, default=None, metavar="FRACTION",
+                   help="udc-export --int8-top1: the end-to-end top-1 agreement the int8 bundle must reach (default: "
+                        "the int8 threshold, 0.97). Its bundle and steps are its own, so rerunning a finished OUT with "
+                        "it exports, checks and benchmarks again without retraining.")
     p.add_argument("--export-jobs", type=int, default=1,
                    help="udc-export --jobs: export the four components in this many worker processes.")
     p.add_argument("--parity-n", type=int, default=0, help="udc-parity faces (0: every test face with landmarks).")
@@ -520,7 +524,8 @@ def main(argv=None) -> dict:
     dep = args.deploy
     best_m = args.export_model or max(models, key=lambda m: runs[(m, dep)]["best_val_accuracy"])
     best = runs[(best_m, dep)]
-    bundle = out / "bundles" / f"{best_m}-{dep}-int8.udc"
+    tag = "" if args.int8_top1 is None else f"-top1-{args.int8_top1:g}"  # its own bundle and steps: a resumed run
+    bundle = out / "bundles" / f"{best_m}-{dep}-int8{tag}.udc"              # with --int8-top1 exports again
 
     def export() -> dict:
         from udc.export.cli import main as export_main
@@ -528,6 +533,8 @@ def main(argv=None) -> dict:
         a = [best["checkpoint"], "--target", "executorch", "--quant", "int8", "--calib", str(roots[dep]),
              "--calib-n", str(args.calib_n), "--eval-n", str(args.eval_n), "--threads", str(args.threads),
              "--seed", str(args.seed), "--jobs", str(args.export_jobs), "--force", "-o", str(bundle)]
+        if args.int8_top1 is not None:
+            a[-3:-3] = ["--int8-top1", str(args.int8_top1)]
         code, text = cli(export_main, a)
         if code not in (0, 1) or not (bundle / "manifest.json").is_file():
             raise failed("udc-export " + " ".join(a), code, text)
@@ -536,7 +543,7 @@ def main(argv=None) -> dict:
         return {"command": "udc-export " + " ".join(a), "exit_code": code, "bundle": str(bundle),
                 "size_mb": size / 2 ** 20, "export_parity_passed": man["parity"]["passed"]}
 
-    exp = run.step(f"export-{best_m}-{dep}", export)
+    exp = run.step(f"export-{best_m}-{dep}{tag}", export)
     run.step(f"parity-faces-{dep}", lambda: parity_faces(roots[dep], out / "data" / f"parity-{dep}"))
 
     def parity() -> dict:
@@ -555,8 +562,8 @@ def main(argv=None) -> dict:
                 "top1_agreement": e2e.get("top1_agreement"), "cosine": e2e.get("cosine"), "verdict": r.get("verdict"),
                 "report": r}
 
-    par = run.step(f"parity-{best_m}-{dep}", parity)
-    acc = run.step(f"bundle-accuracy-{best_m}-{dep}",
+    par = run.step(f"parity-{best_m}-{dep}{tag}", parity)
+    acc = run.step(f"bundle-accuracy-{best_m}-{dep}{tag}",
                    lambda: bundle_accuracy(bundle, roots[dep], args.threads, progress))
 
     def bench() -> dict:
@@ -574,7 +581,7 @@ def main(argv=None) -> dict:
                 "p50_ms": row["latency_ms"]["end_to_end"]["p50"],
                 "torch_p50_ms": ref["latency_ms"]["end_to_end"]["p50"] if ref else None, "device": r["device"]}
 
-    bn = run.step(f"bench-{best_m}-{dep}", bench)
+    bn = run.step(f"bench-{best_m}-{dep}{tag}", bench)
     host = run.step("host", lambda: {"gemm_peak_gflops": gemm_peak_gflops(args.threads), **bn["device"]})
 
     # ---------------------------------------------------------------- the table
@@ -591,7 +598,8 @@ def main(argv=None) -> dict:
             rows.append([label, MODELS[m][1], f"{tr}->{te}", r["epochs_text"], f"{r['train_seconds'] / 60:.1f}",
                          f"{100 * r['best_val_accuracy']:.2f}", f"{100 * e['war']:.2f}", f"{100 * e['uar']:.2f}",
                          e.get("n", "-"), e.get("n_missed_counted_wrong", e.get("skipped_no_face", 0)), "", "", "", ""])
-    rows.append([f"{runs[(best_m, dep)].get('model_label') or best_m} int8 (ExecuTorch)", MODELS[best_m][1],
+    strict = "" if args.int8_top1 is None else f", --int8-top1 {args.int8_top1:g}"
+    rows.append([f"{runs[(best_m, dep)].get('model_label') or best_m} int8 (ExecuTorch{strict})", MODELS[best_m][1],
                  f"{dep}->{dep}", "", "", "", f"{100 * acc['war']:.2f}", f"{100 * acc['uar']:.2f}", acc["n"],
                  acc["n_missed_counted_wrong"],
                  f"{100 * par['top1_agreement']:.2f}" if par["top1_agreement"] is not None else "-",

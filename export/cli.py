@@ -39,14 +39,16 @@ Examples:
   udc-export runs/demo/stage2/best.pt --target executorch -o face-android.udc
   udc-export runs/demo/stage2/best.pt --target coreml -o face-ios.udc
   udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb -o face-int8.udc
+  udc-export lrdif.pt --target executorch --quant int8 --calib ~/data/rafdb --int8-top1 0.99 -o face-int8-99.udc
   udc-export v2.pt --target executorch --quant int8 --calib ~/data/rafdb --recipes-from face-int8.udc --jobs 2 -o v2.udc
   udc-export --config tiny --target onnx --fuse -o tiny.udc    (no checkpoint: fresh random init)
   udc-export runs/ddamfn-paper/best.pt --target executorch --quant int8 -o ddamfn-int8.udc
   udc-export --model ddamfn --config tiny --target coreml -o ddamfn-tiny-ios.udc
 \b
 Prints the delegation report (ExecuTorch) and a summary table. Exit code 0: bundle written and its
-parity meets the quant mode's thresholds; 1: written but parity below them (see manifest.json
-'parity'), or an error (one line, nothing left on disk); 2: a usage error."""
+parity meets the bundle's thresholds (the quant mode's; int8 top-1 as --int8-top1 raises it); 1: written
+but parity below them (see manifest.json 'parity'), or an error (one line, nothing left on disk); 2: a
+usage error."""
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
@@ -67,6 +69,11 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
               help="int8: an earlier int8 bundle of the same model config; each component tries that bundle's recipe "
                    "first and searches only if it misses the thresholds here (a re-export in minutes instead of the "
                    "full search; the manifest records the hint and whether it held).")
+@click.option("--int8-top1", "int8_top1", type=float, default=None, metavar="FRACTION",
+              help="int8: the end-to-end top-1 agreement with the float model the bundle must reach (default: the "
+                   "int8 threshold, 0.97; at most 1). Each chained component gets its share of the allowed flips in "
+                   "the recipe search (0.99 over four components: 99.75 % each on the calibration faces), so a "
+                   "stricter target keeps more layers float; the bundle's parity check uses it.")
 @click.option("--fuse", is_flag=True, help="Also export the four components fused as one 'pipeline' program.")
 @click.option("--components", "components", default=None, metavar="NAME,NAME",
               help="Export only these components (LRDif: clip_image, fpen_s2, denoiser, udcformer, pipeline), for debugging "
@@ -87,8 +94,8 @@ parity meets the quant mode's thresholds; 1: written but parity below them (see 
                    "export is mostly single-threaded, so up to one job per core pays; --threads is shared out "
                    "between them. The bundle is the same as with --jobs 1.")
 @click.option("--verbose", is_flag=True, help="Also show third-party log lines (ExecuTorch, torchao, coremltools).")
-def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, recipes_from, fuse, components, force, output,
-         family, config_name, seed, threads, jobs, verbose):
+def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, recipes_from, int8_top1, fuse, components, force,
+         output, family, config_name, seed, threads, jobs, verbose):
     """Export CHECKPOINT (a udc checkpoint) as a NAME.udc bundle with manifest.json and a parity report.
 
     \b
@@ -138,7 +145,8 @@ def main(checkpoint, target, backend, quant, calib, calib_n, eval_n, recipes_fro
     req = ExportRequest(output=output, target=target, checkpoint=checkpoint, config=config_name, family=family,
                         backend=backend,
                         quant=quant, calib=calib, calib_n=calib_n, eval_n=eval_n, fuse=fuse, force=force, seed=seed,
-                        threads=threads, components=names, recipes_from=recipes_from, jobs=jobs)
+                        threads=threads, components=names, recipes_from=recipes_from, jobs=jobs,
+                        int8_top1=int8_top1)
     try:
         result = run_export(req, log=click.echo)
     except (ExportOptionError, ModelChoiceError, RecipeHintError) as e:

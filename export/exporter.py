@@ -29,7 +29,7 @@ from .artifact import Artifact, host_runner
 from .quant.calibration import calibration_sets
 from .options import resolve
 from .parallel import export_parallel, parallel_reason
-from .quant.recipes import selection_thresholds
+from .quant.recipes import int8_thresholds, selection_thresholds
 from .reference import INPUTS, OUTPUT, ReferenceIO, downstream_logits, per_sample, reference_io
 
 LOGITS = LOGIT_COMPONENTS
@@ -59,6 +59,9 @@ class ExportRequest:
     recipes_from: str | Path | None = None
     #: components exported side by side in this many worker processes (:mod:`udc.export.parallel`); 1: in turn
     jobs: int = 1
+    #: int8: the end-to-end top-1 agreement the bundle must reach (None: the int8 default, 0.97); the recipe
+    #: search gives each chained component its share of the allowed flips, and parity checks it (manifest)
+    int8_top1: float | None = None
 
 
 @dataclass
@@ -188,7 +191,7 @@ def _precision_for(comp: Component, model, quant: str, ref: ReferenceIO, log) ->
     return "fp16", res, Emulation(comp.module, "fp16", weights, out16)
 
 
-def _parity_entry(metrics: dict[str, Any] | None, mode: str, logits: bool, measured: str | None,
+def _parity_entry(metrics: dict[str, Any] | None, mode: str | dict[str, Any], logits: bool, measured: str | None,
                   note: str | None = None) -> dict[str, Any]:
     if metrics is None:
         return {"measured_with": None, "metrics": None, "passed": None, "failures": [], "note": note or "not measured"}
@@ -247,12 +250,15 @@ def _float_component(model, name: str, t: dict[str, torch.Tensor]) -> torch.Tens
     return model.udcformer(t["image"], t["landmarks"], t["epr"])
 
 
-def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode: str, precision_checks: dict,
-                  quant: str, emulated: dict[str, Emulation] | None = None) -> dict[str, Any]:
+def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode: str | dict[str, Any],
+                  precision_checks: dict, quant: str, emulated: dict[str, Emulation] | None = None) -> dict[str, Any]:
     """The manifest's ``parity`` section. A component that runs here is measured; one that cannot (Core ML off
     macOS) is emulated at the precision its package computes in (``emulated``; labelled in ``measured_with``);
-    with neither it is not measured (``passed: None``)."""
+    with neither it is not measured (``passed: None``). ``mode``: a mode of ``THRESHOLDS`` or the bundle's own
+    thresholds (``{"mode", "cosine", "top1"[, "max_abs"]}``, :func:`~udc.export.quant.recipes.int8_thresholds`)."""
     emulated = emulated or {}
+    thresholds = dict(mode) if isinstance(mode, dict) else {"mode": mode, **THRESHOLDS[mode]}
+    mode = thresholds
     comps: dict[str, Any] = {}
     for name, a in artifacts.items():
         logits = name in LOGITS
@@ -298,8 +304,7 @@ def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode:
     return {
         "reference": "udc.sdk PyTorch model, float32 (batched eager)",
         "inputs": inputs,
-        "thresholds": {"mode": mode, **THRESHOLDS[mode],
-                       "notes": "max_abs is relative to max(1, max|reference|); top1 applies to logits"},
+        "thresholds": {**thresholds, "notes": "max_abs is relative to max(1, max|reference|); top1 applies to logits"},
         "min_faces": MIN_FACES,
         "conclusive": n >= MIN_FACES,
         "components": comps,
@@ -329,13 +334,15 @@ def face_sets(req: ExportRequest, model, quant: str):
 def export_one(req: ExportRequest, comp: Component, model, backend: str, quant: str, root: Path,
                calib: ReferenceIO | None, held: ReferenceIO, threads: int, log, hint=None) -> Artifact:
     """One component to an ExecuTorch or ONNX file in ``root`` (Core ML: :mod:`.targets.coreml_export`)."""
+    thresholds = int8_thresholds(req.int8_top1) if quant == "int8" else None
     if req.target == "executorch":
         from .targets.executorch_export import export_component
 
-        return export_component(comp, model, backend, quant, root, calib, held, req.bundled_cases, threads, log, hint)
+        return export_component(comp, model, backend, quant, root, calib, held, req.bundled_cases, threads, log, hint,
+                                thresholds)
     from .targets.onnx_export import export_component
 
-    return export_component(comp, model, quant, root, calib, threads, log, hint)
+    return export_component(comp, model, quant, root, calib, threads, log, hint, thresholds)
 
 
 def done_line(a: Artifact) -> str:
@@ -348,6 +355,14 @@ def done_line(a: Artifact) -> str:
 def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
     t_all = time.perf_counter()
     backend, quant = resolve(req.target, req.backend, req.quant)
+    if req.int8_top1 is not None:
+        if quant != "int8":
+            raise ModelChoiceError(f"--int8-top1 sets the int8 bundle's top-1 agreement target; this export is {quant}: "
+                                   "drop it or add --quant int8")
+        try:
+            int8_thresholds(req.int8_top1)
+        except ValueError as e:
+            raise ModelChoiceError(f"--int8-top1: {e}") from None
     out = Path(req.output)
     writer = BundleWriter(out, force=req.force)  # refuses an existing bundle before any work
     warnings: list[str] = []
@@ -390,7 +405,11 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     # the calibration reference feeds the recipe search; in parallel each worker computes its own
     calib = reference_io(model, calib_set) if quant == "int8" and not parallel else None
     held = reference_io(model, held_set)
-    mode = quant if quant in THRESHOLDS else "fp32"
+    if quant == "int8":  # --int8-top1 raises the end-to-end top-1 agreement the bundle must reach
+        thresholds = int8_thresholds(req.int8_top1)
+    else:
+        mode = quant if quant in THRESHOLDS else "fp32"
+        thresholds = {"mode": mode, **THRESHOLDS[mode]}
     artifacts: dict[str, Artifact] = {}
     precision_checks: dict[str, dict[str, Any]] = {}
     emulated: dict[str, Emulation] = {}
@@ -429,7 +448,7 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
             artifacts[a.component] = a
             seconds[a.component] = a.seconds
         t0 = time.perf_counter()
-        parity = parity_report(artifacts, model, held, mode, precision_checks, quant,
+        parity = parity_report(artifacts, model, held, thresholds, precision_checks, quant,
                                {n: e for n, e in emulated.items() if artifacts[n].runner is None})
         seconds["parity"] = time.perf_counter() - t0
         entries = {}
@@ -447,7 +466,8 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
                                    "only that component int8, meets its share (1 / number of chained components) of "
                                    "the int8 error budget on the calibration faces",
                            "chained_components": len(chain_of(model)),
-                           "thresholds": selection_thresholds("int8", len(chain_of(model)))}
+                           "end_to_end_thresholds": {k: thresholds[k] for k in ("cosine", "top1")},
+                           "thresholds": selection_thresholds(thresholds, len(chain_of(model)))}
                           if quant == "int8" else None),
             "float_kept": {n: a.quantization.get("float_kept", []) for n, a in artifacts.items()
                            if a.quantization.get("float_kept") is not None},

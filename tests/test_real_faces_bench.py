@@ -100,3 +100,14 @@ def test_real_faces_benchmark_runs_every_step_and_resumes(tmp_path, capsys):
     again = bench.main(argv + ["--quiet"])
     assert again["runs"] == res["runs"] and again["eval"] == res["eval"]
     assert again["host"]["gemm_peak_gflops"] > 0
+    # --int8-top1: a finished run exports, checks and benchmarks again, stricter, beside the first bundle; no
+    # training or evaluation is redone
+    strict = bench.main(argv + ["--quiet", "--int8-top1", "0.99"])
+    assert strict["runs"] == res["runs"] and strict["eval"] == res["eval"]
+    sb = Path(strict["export"]["bundle"])
+    assert sb.name == "ddamfn-tiny-udc-int8-top1-0.99.udc" and sb != Path(res["export"]["bundle"])
+    assert (Path(res["export"]["bundle"]) / "manifest.json").is_file()  # the first bundle is kept
+    sm = json.loads((sb / "manifest.json").read_text())
+    assert sm["parity"]["thresholds"]["top1"] == 0.99 and "--int8-top1 0.99" in strict["export"]["command"]
+    assert (out / "state" / "parity-ddamfn-tiny-udc-top1-0.99.json").is_file()
+    assert strict["bundle_accuracy"]["n"] == n_test and strict["bench"]["p50_ms"] > 0

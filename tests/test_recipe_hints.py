@@ -132,6 +132,42 @@ def test_cli_refuses_recipes_from_outside_int8_and_a_wrong_bundle(fp32_bundle, t
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
+@pytest.mark.parametrize("args, match", [
+    (("--int8-top1", "0.99"), "sets the int8 bundle's top-1 agreement target"),  # not an int8 export
+    (("--quant", "int8", "--int8-top1", "0.9"), "between the int8 default 0.97 and 1"),  # looser than the default
+    (("--quant", "int8", "--int8-top1", "1.5"), "between the int8 default 0.97 and 1"),
+    (("--quant", "int8", "--int8-top1", "nan"), "between the int8 default 0.97 and 1"),
+])
+def test_cli_refuses_a_bad_int8_top1(tmp_path, args, match):
+    res = _export("--config", "tiny", "--target", "executorch", *args, "-o", tmp_path / "x.udc")
+    assert res.exit_code == 2 and match in res.output, res.output
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_int8_top1_reaches_the_search_and_the_parity_check(tmp_path):
+    """``--int8-top1 0.99``: each component's share of the flips is a quarter of 1 % (the manifest's selection
+    thresholds, every candidate judged by them), and the bundle's parity thresholds hold 0.99, which udc-parity
+    then applies (``thresholds_for``)."""
+    from udc.sdk.parity.metrics import thresholds_for
+
+    out = tmp_path / "strict.udc"
+    res = _export("--config", "tiny", "--target", "executorch", "--quant", "int8", "--components", "fpen_s2",
+                  "--calib-n", "16", "--eval-n", "16", "--threads", "1", "--int8-top1", "0.99", "-o", out)
+    assert res.exit_code in (0, 1), res.output  # 1: parity below the thresholds is allowed on 16 random-init faces
+    m = json.loads((out / "manifest.json").read_text())
+    sel = m["quantization"]["selection"]
+    assert sel["end_to_end_thresholds"]["top1"] == 0.99 and sel["thresholds"]["top1"] == pytest.approx(0.9975)
+    assert m["parity"]["thresholds"]["top1"] == 0.99 and m["parity"]["thresholds"]["mode"] == "int8"
+    assert thresholds_for("int8", m)["top1"] == 0.99
+    rec = m["components"]["fpen_s2"]["quantization"]
+    assert rec["candidates"]
+    for c in rec["candidates"]:
+        t1 = c["end_to_end"]["top1_agreement"]
+        assert c["passed"] is (t1 >= 0.9975 and c["end_to_end"]["cosine"] >= sel["thresholds"]["cosine"]
+                               and c["component"]["cosine"] >= sel["thresholds"]["cosine"]), c
+
+
 @pytest.mark.slow
 def test_export_starts_from_the_hinted_recipe(fp32_bundle, tmp_path):
     """The search alone picks all-int8 for the tiny fpen_s2 (the first recipe, it passes); a bundle that chose

@@ -13,6 +13,7 @@ from udc.export.quant.recipes import (
     RECIPES,
     candidate_passes,
     choose_recipe,
+    int8_thresholds,
     selection_thresholds,
     sensitive_recipe,
 )
@@ -179,6 +180,30 @@ def test_chained_one_uses_the_whole_budget():
     four, one = Script(table), Script(table)
     assert choose_recipe(four, RECIPES)[0] == R1
     assert choose_recipe(one, RECIPES, chained=1)[0] == R0 and one.calls == [(R0, ())]
+
+
+# ------------------------------------------------------------------------------------------ --int8-top1
+def test_int8_thresholds_raise_top1_and_never_loosen():
+    assert int8_thresholds() == {"mode": "int8", **THRESHOLDS["int8"]}
+    strict = int8_thresholds(0.99)
+    assert strict == {"mode": "int8", "cosine": THRESHOLDS["int8"]["cosine"], "top1": 0.99}
+    assert selection_thresholds(strict, 4)["top1"] == pytest.approx(0.9975)  # a quarter of the 1 % of flips each
+    assert selection_thresholds(strict, 4)["cosine"] == SEL["cosine"]
+    assert int8_thresholds(1.0)["top1"] == 1.0 and int8_thresholds(THRESHOLDS["int8"]["top1"]) == int8_thresholds()
+    for bad in (0.5, THRESHOLDS["int8"]["top1"] - 1e-9, 1.01, math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="between the int8 default"):
+            int8_thresholds(bad)
+
+
+def test_a_stricter_top1_target_moves_the_choice():
+    """99.5 % end-to-end top-1 on the calibration faces meets a quarter of the default 3 % of flips (99.25 %) but
+    not a quarter of 1 % (99.75 %): with --int8-top1 0.99 the search goes on to the next recipe."""
+    table = {(R0, ()): metrics(top1=0.995), (R1, ()): metrics(top1=0.998)}
+    default, strict = Script(table), Script(table)
+    assert choose_recipe(default, RECIPES)[0] == R0 and default.calls == [(R0, ())]
+    chosen, cands, _ = choose_recipe(strict, RECIPES, quant=int8_thresholds(0.99))
+    assert chosen == R1 and strict.calls == [(R0, ()), (R1, ())]
+    assert cands[0].failures == ["end-to-end top-1 0.9950 < 0.9975"]
 
 
 def test_lowering_order_tries_only_simulation_passes_and_is_bounded():

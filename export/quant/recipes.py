@@ -276,16 +276,31 @@ class Candidate:
 CHAINED = 4
 
 
-def selection_thresholds(quant: str = "int8", chained: int = CHAINED) -> dict[str, float]:
+def selection_thresholds(quant: str | dict[str, Any] = "int8", chained: int = CHAINED) -> dict[str, float]:
     """What one component's candidate must meet (on the calibration faces, only that component quantized) so
     that the four chained int8 components still meet :data:`THRESHOLDS`: a ``1/chained`` share of the
     allowed cosine loss and top-1 flips each (int8: cosine >= 0.9975, top-1 >= 99.25 %). Measured: with the
-    plain thresholds per component, ONNX all-int8 components that each passed chained to 97.0 %."""
-    t = THRESHOLDS[quant]
+    plain thresholds per component, ONNX all-int8 components that each passed chained to 97.0 %.
+
+    ``quant``: a mode of :data:`THRESHOLDS`, or the bundle's own end-to-end thresholds (a dict with ``cosine``
+    and ``top1``, e.g. :func:`int8_thresholds` with ``udc-export --int8-top1``)."""
+    t = quant if isinstance(quant, dict) else THRESHOLDS[quant]
     return {"cosine": 1.0 - (1.0 - t["cosine"]) / chained, "top1": 1.0 - (1.0 - t["top1"]) / chained}
 
 
-def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware: bool = False,
+def int8_thresholds(top1: float | None = None) -> dict[str, Any]:
+    """The int8 bundle's end-to-end thresholds: :data:`THRESHOLDS` ``["int8"]`` with ``top1`` raised to
+    ``top1`` (``udc-export --int8-top1``); never loosened: a ``top1`` below the mode's, above 1 or not a
+    finite number is a ``ValueError``."""
+    t = {"mode": "int8", **THRESHOLDS["int8"]}
+    if top1 is None:
+        return t
+    if not (t["top1"] <= top1 <= 1.0):  # written so that NaN fails
+        raise ValueError(f"int8 top-1 agreement target {top1!r}: must be between the int8 default {t['top1']} and 1")
+    return {**t, "top1": float(top1)}
+
+
+def candidate_passes(metrics: dict[str, Any], quant: str | dict[str, Any] = "int8", margin_aware: bool = False,
                      chained: int = CHAINED) -> tuple[bool, list[str]]:
     t = selection_thresholds(quant, chained)
     fails = []
@@ -302,7 +317,7 @@ def candidate_passes(metrics: dict[str, Any], quant: str = "int8", margin_aware:
 
 
 def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
-                  quant: str = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
+                  quant: str | dict[str, Any] = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
                   n_layers: int = 0, log=lambda s: None, chained: int = CHAINED, hint=None
                   ) -> tuple[str, list[Candidate], dict[str, Any]]:
     """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
@@ -313,7 +328,8 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     top-1, the one with the best plain top-1 (said so in ``extra["basis"]``; measured on the trained tiny
     demo checkpoint: the first such, gemm-int8, chained to 96.4 % end-to-end top-1 on held-out faces while
     4 sensitive layers kept float scored 99.2 % on the calibration faces); else the best end-to-end cosine. Returns the chosen recipe,
-    every candidate's scores, and ``{"ranking", "kept", "basis", "hint"}``.
+    every candidate's scores, and ``{"ranking", "kept", "basis", "hint"}``. ``quant``: the thresholds a
+    component's share is taken of (:func:`selection_thresholds`).
 
     ``hint`` (a :class:`udc.export.quant.recipe_hints.RecipeHint`, ``--recipes-from``) is scored first; if it
     meets the thresholds it is the choice and nothing else is scored. If it misses, it is left out of the

@@ -118,7 +118,8 @@ def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[st
             "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, name, out, calib), logits=True)}
 
 
-def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log, hint=None):
+def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log, hint=None,
+                     thresholds: dict[str, Any] | None = None):
     """Score the recipes on the calibration faces with the PT2E modules (int8 simulated in PyTorch); a ``hint``
     (``--recipes-from``) is scored first and, if it passes, alone.
 
@@ -150,17 +151,19 @@ def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO,
     paths = q.layer_paths()
     if hint is not None:
         hint.check_layers(name, paths)
-    chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
-                                         chained=len(chain_of(model)), hint=hint)
+    chosen, cands, extra = choose_recipe(evaluate, RECIPES, quant=thresholds or "int8", ranking=ranking,
+                                         n_layers=len(paths), log=log, chained=len(chain_of(model)), hint=hint)
     return lowering_order(chosen, cands), converted, cands, extra
 
 
 def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, names: list[str],
-                 path: Path, threads: int | None, log, hint=None):
+                 path: Path, threads: int | None, log, hint=None, thresholds: dict[str, Any] | None = None):
     """Lower the chosen recipe and check the lowered program itself on the calibration faces; if it misses
     what the PyTorch simulation met (a kernel that computes differently), try the next recipe. A ``hint`` that
-    passed in simulation but not once lowered: the full search, as without it."""
-    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log, hint)
+    passed in simulation but not once lowered: the full search, as without it. ``thresholds``: the bundle's
+    end-to-end int8 thresholds (default :data:`~udc.sdk.parity.metrics.THRESHOLDS` ``["int8"]``), of which each
+    component gets its share."""
+    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log, hint, thresholds)
     sim = {c.recipe: c for c in cands}
     margin_aware = extra["basis"].startswith("margin-aware")
     lowered: list[dict[str, Any]] = []
@@ -174,7 +177,8 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         path.write_bytes(et.buffer)
         run = host_runner(path, names, threads)
         m = _metrics(comp.name, model, per_sample(run, calib, comp.name), calib)
-        ok, fails = candidate_passes(m, margin_aware=margin_aware, chained=len(chain_of(model)))
+        ok, fails = candidate_passes(m, quant=thresholds or "int8", margin_aware=margin_aware,
+                                     chained=len(chain_of(model)))
         if extra["basis"].startswith("best"):  # nothing passes: the lowered program must match its simulation
             ok = m["end_to_end"]["cosine"] >= sim[recipe].metrics["end_to_end"]["cosine"] - 0.005
         lowered.append({"recipe": recipe, "passed": ok, "failures": fails, "component": rounded(m["component"]),
@@ -190,7 +194,8 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     hinted = extra["hint"]
     if hinted is not None and hinted["passed"] and backend != "coreml" and not (lowered and lowered[-1]["passed"]):
         log(f"  {comp.name}: the recipe from {hint.source} ({hint.recipe}) missed once lowered: the full search")
-        edge, et, record = _export_int8(comp, model, example, calib, backend, names, path, threads, log)
+        edge, et, record = _export_int8(comp, model, example, calib, backend, names, path, threads, log,
+                                        thresholds=thresholds)
         record["recipe_hint"] = {**hinted, "lowered_check": lowered[-1] if lowered else None}
         return edge, et, record
     recipe, edge, et, _ = best
@@ -225,17 +230,19 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
 
 def export_component(comp: Component, model, backend: str, quant: str, out_dir: Path,
                      calib: ReferenceIO | None, bundled: ReferenceIO, n_cases: int = 2,
-                     threads: int | None = 2, log=lambda s: None, hint=None) -> Artifact:
-    """``comp`` to ``out_dir/NAME.pte`` + ``.bpte`` (int8: the recipe search, :func:`_export_int8`). The torch.fx
-    provenance records are shared, not deep-copied, throughout (:mod:`udc.export.provenance`: the same bytes,
-    measured faster)."""
+                     threads: int | None = 2, log=lambda s: None, hint=None,
+                     thresholds: dict[str, Any] | None = None) -> Artifact:
+    """``comp`` to ``out_dir/NAME.pte`` + ``.bpte`` (int8: the recipe search, :func:`_export_int8`, against
+    ``thresholds``). The torch.fx provenance records are shared, not deep-copied, throughout
+    (:mod:`udc.export.provenance`: the same bytes, measured faster)."""
     with shared_provenance():
-        return _export_component(comp, model, backend, quant, out_dir, calib, bundled, n_cases, threads, log, hint)
+        return _export_component(comp, model, backend, quant, out_dir, calib, bundled, n_cases, threads, log, hint,
+                                 thresholds)
 
 
 def _export_component(comp: Component, model, backend: str, quant: str, out_dir: Path,
                       calib: ReferenceIO | None, bundled: ReferenceIO, n_cases: int, threads: int | None, log,
-                      hint) -> Artifact:
+                      hint, thresholds: dict[str, Any] | None = None) -> Artifact:
     t0 = time.perf_counter()
     example = tuple(_canonical(v) for v in comp.inputs.values())
     names = list(comp.inputs)
@@ -245,7 +252,7 @@ def _export_component(comp: Component, model, backend: str, quant: str, out_dir:
     if quant == "int8":
         if calib is None:
             raise ValueError("int8 needs calibration faces")
-        edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log, hint)
+        edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log, hint, thresholds)
         qrecord.update(rec)
     else:
         edge, et = lower(torch.export.export(comp.module, example, strict=False), backend, quant)

@@ -142,7 +142,10 @@ def quantize(fp32_path: Path, out_path: Path, ref: ReferenceIO, comp: Component,
 
 
 def export_component(comp: Component, model, quant: str, out_dir: Path, calib: ReferenceIO | None,
-                     threads: int | None = 2, log=lambda s: None, hint=None) -> Artifact:
+                     threads: int | None = 2, log=lambda s: None, hint=None,
+                     thresholds: dict[str, Any] | None = None) -> Artifact:
+    """``comp`` to ``out_dir/NAME.onnx`` (int8: the recipe search against ``thresholds``, the bundle's end-to-end
+    int8 thresholds, default ``THRESHOLDS["int8"]``)."""
     t0 = time.perf_counter()
     names = list(comp.inputs)
     fname = f"{comp.name}.onnx"
@@ -179,8 +182,9 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
 
             if hint is not None:
                 hint.check_layers(comp.name, paths)
-            chosen, cands, extra = choose_recipe(evaluate, RECIPES, ranking=ranking, n_layers=len(paths), log=log,
-                                                 chained=len(chain_of(model)), hint=hint)
+            chosen, cands, extra = choose_recipe(evaluate, RECIPES, quant=thresholds or "int8", ranking=ranking,
+                                                 n_layers=len(paths), log=log, chained=len(chain_of(model)),
+                                                 hint=hint)
             path.write_bytes((Path(tmp) / f"{chosen}.onnx").read_bytes())
         qrecord.update({
             "recipe": chosen, "description": describe(chosen),
