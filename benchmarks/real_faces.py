@@ -470,7 +470,8 @@ def main(argv=None) -> dict:
     progress = sys.stderr.isatty() and not args.quiet
     n_train = sum(2 if MODELS[m][0] == "lrdif" else 1 for m in models) * len(conds)
     n_eval = len(models) * (len(conds) + (1 if set(conds) == set(CONDITIONS) else 0))
-    run = Runner(out, args.quiet, 3 + n_train + n_eval + 5 if "udc" in conds else 2 + n_train + n_eval + 5)
+    # tree, landmarks[, udc-twin]; trainings; evaluations; export, parity-faces, parity, bundle-accuracy, bench, host
+    run = Runner(out, args.quiet, (3 if "udc" in conds else 2) + n_train + n_eval + 6)
     roots = {"clean": out / "data" / "clean", "udc": out / "data" / "udc"}
 
     tree = run.step("tree", lambda: make_tree(args.data.resolve(), roots["clean"], args.subsample, args.seed))

@@ -3,6 +3,7 @@ landmarks) plus real photos scikit-image ships (the astronaut's face, LFW-subset
 fallback finds their landmarks). Every step runs with tiny settings (tiny models, one step per epoch); the real
 numbers come from the benchmark on real data only, never from here."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,12 @@ def test_real_faces_benchmark_runs_every_step_and_resumes(tmp_path, capsys):
             "--export-model", "ddamfn-tiny",  # one component to lower and quantize (LRDif's four: test_export)
             "--train-jobs", "2"]  # the four trainings in two child processes (--train-only), then the rest here
     res = bench.main(argv)
-    printed = capsys.readouterr().out
+    cap = capsys.readouterr()
+    printed = cap.out
+    # one progress line per step on stderr, counted against the right total: the last step is [N/N] host
+    steps = re.findall(r"^\[(\d+)/(\d+)\] ([\w-]+)", cap.err, re.M)
+    assert steps and steps[-1][2] == "host" and steps[-1][0] == steps[-1][1], steps[-3:]
+    assert all(int(i) <= int(n) for i, n, _ in steps)
     # one table with every run, the int8 row, the host and its measured GEMM peak
     assert "test WAR %" in printed and "GEMM peak" in printed and "int8 (ExecuTorch)" in printed
     assert "LRDif without pretrained CLIP" in printed  # item 5: the label wherever the numbers appear
