@@ -20,7 +20,7 @@ from udc.sdk.runtime.bundle import BundleWriter
 from udc.sdk.models.checkpoint import file_sha256, load_checkpoint
 from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of, family_of, on_device_components
 from udc.sdk.models.registry import FAMILIES, config_names, random_init_model
-from udc.sdk.parity.metrics import MIN_FACES, THRESHOLDS, check, compare, rounded, summary
+from udc.sdk.parity.metrics import MIN_FACES, THRESHOLDS, check, compare, rounded, summary, thresholds_for
 from udc.sdk.console.table import format_table
 
 from . import bundle_writer
@@ -257,7 +257,7 @@ def parity_report(artifacts: dict[str, Artifact], model, ref: ReferenceIO, mode:
     with neither it is not measured (``passed: None``). ``mode``: a mode of ``THRESHOLDS`` or the bundle's own
     thresholds (``{"mode", "cosine", "top1"[, "max_abs"]}``, :func:`~udc.export.quant.recipes.int8_thresholds`)."""
     emulated = emulated or {}
-    thresholds = dict(mode) if isinstance(mode, dict) else {"mode": mode, **THRESHOLDS[mode]}
+    thresholds = dict(mode) if isinstance(mode, dict) else thresholds_for(mode)
     mode = thresholds
     comps: dict[str, Any] = {}
     for name, a in artifacts.items():
@@ -355,12 +355,15 @@ def done_line(a: Artifact) -> str:
 def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
     t_all = time.perf_counter()
     backend, quant = resolve(req.target, req.backend, req.quant)
-    if req.int8_top1 is not None:
-        if quant != "int8":
-            raise ModelChoiceError(f"--int8-top1 sets the int8 bundle's top-1 agreement target; this export is {quant}: "
-                                   "drop it or add --quant int8")
+    # the bundle's parity thresholds (int8: --int8-top1 raises the end-to-end top-1 agreement it must reach)
+    if quant != "int8":
+        if req.int8_top1 is not None:
+            raise ModelChoiceError(f"--int8-top1 sets the int8 bundle's top-1 agreement target; this export is "
+                                   f"{quant}: drop it or add --quant int8")
+        thresholds = thresholds_for(quant if quant in THRESHOLDS else "fp32")
+    else:
         try:
-            int8_thresholds(req.int8_top1)
+            thresholds = int8_thresholds(req.int8_top1)
         except ValueError as e:
             raise ModelChoiceError(f"--int8-top1: {e}") from None
     out = Path(req.output)
@@ -405,11 +408,6 @@ def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> Export
     # the calibration reference feeds the recipe search; in parallel each worker computes its own
     calib = reference_io(model, calib_set) if quant == "int8" and not parallel else None
     held = reference_io(model, held_set)
-    if quant == "int8":  # --int8-top1 raises the end-to-end top-1 agreement the bundle must reach
-        thresholds = int8_thresholds(req.int8_top1)
-    else:
-        mode = quant if quant in THRESHOLDS else "fp32"
-        thresholds = {"mode": mode, **THRESHOLDS[mode]}
     artifacts: dict[str, Artifact] = {}
     precision_checks: dict[str, dict[str, Any]] = {}
     emulated: dict[str, Emulation] = {}
