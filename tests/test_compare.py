@@ -50,6 +50,12 @@ def test_gemm_peak_and_floor(cmp):
     peak = cmp.gemm_peak(1, sizes=(64, 128), reps=2)
     assert peak["gmacs"] > 0 and math.isfinite(peak["gmacs"]) and peak["gflops"] == pytest.approx(2 * peak["gmacs"])
     assert peak["size"] in (64, 128) and peak["threads"] == 1
+    # the peak is the faster of torch.mm and XNNPACK's GEMM (ExecuTorch), and says which
+    assert peak["torch_mm_gmacs"] > 0 and peak["xnnpack_gmacs"] > 0 and peak["by"] in ("torch.mm", "xnnpack")
+    assert peak["gmacs"] == max(peak["torch_mm_gmacs"], peak["xnnpack_gmacs"])
+    assert "torch.mm" in cmp.peak_by(peak) and "XNNPACK" in cmp.peak_by(peak)
+    only = cmp.gemm_peak(1, sizes=(64,), reps=1, xnnpack=False)
+    assert only["by"] == "torch.mm" and only["xnnpack_gmacs"] is None and only["gmacs"] == only["torch_mm_gmacs"]
     assert cmp.compute_floor_ms(2e9, 100.0) == pytest.approx(20.0)  # 2 GMACs at 100 GMAC/s
     with pytest.raises(ValueError):
         cmp.gemm_peak(0)
@@ -101,6 +107,8 @@ def test_targets_all_met(cmp):
     ({}, 9.0, True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
     ({}, None, True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
     ({}, float("nan"), True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
+    # ... and faster than the floor (15 ms fused vs 16 ms): the peak was under-measured, not "met"
+    ({}, 16.0, True, "ExecuTorch fp32 within 1.5x of the host compute floor"),
     # sizes
     ({"executorch_int8": {"size_mb": 31.0}}, 14.0, True, "int8 bundle <= 30 % of fp32"),
     ({"executorch_int8": {"size_mb": None}}, 14.0, True, "int8 bundle <= 30 % of fp32"),
@@ -195,6 +203,15 @@ def test_cli_refuses_bad_rows_and_counts(cmp):
     for argv in (["--rows", "executorch:int9"], ["--rows", ","], ["--iters", "0"], ["--n", "0"]):
         with pytest.raises(SystemExit):
             cmp.main(argv)
+
+
+def test_fp32_faster_than_the_floor_is_not_measured(cmp):
+    """A floor a row beats is no floor (an under-measured GEMM peak): the target says so instead of passing."""
+    checks = {c["target"]: c for c in cmp.evaluate_targets(_rows(cmp), floor_ms=30.0, real_faces=True)}
+    c = checks["ExecuTorch fp32 within 1.5x of the host compute floor"]
+    assert not c["met"] and c["measured"].startswith("not measured") and "understates" in c["measured"]
+    at = {c["target"]: c for c in cmp.evaluate_targets(_rows(cmp), floor_ms=15.0, real_faces=True)}
+    assert at["ExecuTorch fp32 within 1.5x of the host compute floor"]["met"]  # exactly at the floor: 1.00x
 
 
 def test_table_prints_host_peak_random_init_and_floor(cmp):
