@@ -150,7 +150,9 @@ def failed(what: str, code: int, out: str) -> RuntimeError:
 
 # ------------------------------------------------------------------------------------------ host
 def gemm_peak_gflops(threads: int, n: int = 1024, seconds: float = 1.0) -> float:
-    """Measured fp32 GEMM throughput of this CPU with ``threads`` threads (best of repeated n x n matmuls)."""
+    """Measured fp32 ``torch.mm`` throughput of this CPU with ``threads`` threads (best of repeated n x n matmuls).
+    Context for the table only: XNNPACK's GEMM can be faster on the same CPU (``benchmarks/compare.py``'s peak
+    takes the faster of the two for its compute floor)."""
     import torch
 
     old = torch.get_num_threads()
@@ -609,7 +611,7 @@ def main(argv=None) -> dict:
     counts = tree["counts"]
     title = (f"Real faces: {tree['dataset']} at {args.data} ({', '.join(f'{s} {sum(c.values())}' for s, c in counts.items())}"
              f" faces); landmarks: {lmk['summary']}; selection on val only, test reported once per model\n"
-             f"host: {host.get('cpu')} ({host.get('cores')} cores, {args.threads} threads), measured fp32 GEMM peak "
+             f"host: {host.get('cpu')} ({host.get('cores')} cores, {args.threads} threads), measured fp32 torch.mm peak "
              f"{host['gemm_peak_gflops']:.1f} GFLOP/s")
     table = format_table(["model", "config", "train->test", "epochs", "train min", "val acc %", "test WAR %",
                           "test UAR %", "n", "no face (wrong)", "int8 top-1 agree %", "int8 cosine", "bundle MB",

@@ -71,7 +71,7 @@ def test_real_faces_benchmark_runs_every_step_and_resumes(tmp_path, capsys):
     assert steps and steps[-1][2] == "host" and steps[-1][0] == steps[-1][1], steps[-3:]
     assert all(int(i) <= int(n) for i, n, _ in steps)
     # one table with every run, the int8 row, the host and its measured GEMM peak
-    assert "test WAR %" in printed and "GEMM peak" in printed and "int8 (ExecuTorch)" in printed
+    assert "test WAR %" in printed and "torch.mm peak" in printed and "int8 (ExecuTorch)" in printed
     assert "LRDif without pretrained CLIP" in printed  # item 5: the label wherever the numbers appear
     assert "QUICK RUN" in printed
     assert set(res["runs"]) == {"lrdif-tiny-clean", "lrdif-tiny-udc", "ddamfn-tiny-clean", "ddamfn-tiny-udc"}
