@@ -83,13 +83,14 @@ def _cpu_has_vnni() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.xfail(not _cpu_has_vnni(), strict=True, reason=(
-    "issue 19 finding, on x86 CPUs without VNNI: once the logits depend on Z (Z-modulated checkpoint), the all-int8 "
-    "ONNX bundle misses the int8 thresholds on the 200 held-out faces: end-to-end cosine 0.985, top-1 82.5 % "
-    "(udcformer alone: cosine 0.986, top-1 83 %; fpen_s2 cosine 0.988 and denoiser 0.989 < 0.99), measured "
-    "2026-11-30 on an AVX2 host; the export's own parity says FAIL. Before, the test passed only because the "
-    "upstream components could not reach the logits. On an AVX-512 VNNI AMD EPYC (2026-12-02) the same test "
-    "passes, so there it must pass. The likely cause (not measured side by side on one host): without VNNI, x86 "
-    "int8 kernels sum byte products in saturating 16-bit pairs (VPMADDUBSW); VNNI (VPDPBUSD) accumulates in 32 bits"))
+    "issue 19 finding: once the logits depend on Z (Z-modulated checkpoint), the all-int8 ONNX bundle missed the "
+    "int8 thresholds on the 200 held-out faces: end-to-end cosine 0.985, top-1 82.5 % (udcformer alone: cosine "
+    "0.986, top-1 83 %; fpen_s2 cosine 0.988 and denoiser 0.989 < 0.99), measured 2026-11-30 on a host whose "
+    "instruction set was not recorded; the export's own parity said FAIL (before, the test passed only because "
+    "the upstream components could not reach the logits). On an AVX-512 VNNI AMD EPYC (2026-12-02) the same test "
+    "passes, so it is expected to fail only on CPUs without VNNI (or whose flags cannot be read). Likely cause, "
+    "not measured side by side: without VNNI, x86 int8 kernels sum byte products in saturating 16-bit pairs "
+    "(VPMADDUBSW); VNNI (VPDPBUSD) accumulates in 32 bits"))
 def test_onnx_int8(tmp_path, checkpoint, reference):
     """All four components int8 (ORT static QDQ), chained: the whole model in int8."""
     import onnx
