@@ -296,20 +296,25 @@ def torch_mm_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5) -> tuple
 
     old = torch.get_num_threads()
     torch.set_num_threads(int(threads))
-    best, best_n = 0.0, None
+    best = (0.0, None)
     try:
         for n in sizes:
             a, b = torch.randn(n, n), torch.randn(n, n)
             torch.mm(a, b)  # warm-up (packing buffers, thread pool)
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                torch.mm(a, b)
-                rate = n ** 3 / (time.perf_counter() - t0) / 1e9
-                if rate > best:
-                    best, best_n = rate, n
+            best = max(best, (_gemm_rate(lambda: torch.mm(a, b), n, reps), n), key=lambda r: r[0])
     finally:
         torch.set_num_threads(old)
-    return best, best_n
+    return best
+
+
+def _gemm_rate(call, n: int, reps: int) -> float:
+    """The best GMAC/s of ``reps`` timed calls of an ``[n, n] @ [n, n]`` product."""
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        call()
+        best = max(best, n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def xnnpack_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5) -> tuple[float, int]:
@@ -327,7 +332,7 @@ def xnnpack_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5) -> tuple[
     from udc.sdk.console.quiet import quiet_native
     from udc.sdk.runtime.runners import load
 
-    best, best_n = 0.0, None
+    best = (0.0, None)
     with tempfile.TemporaryDirectory(prefix="udc-gemm-") as tmp:
         for n in sizes:
             lin = torch.nn.Linear(n, n, bias=False).eval()
@@ -339,14 +344,9 @@ def xnnpack_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5) -> tuple[
                 run = load(path, input_names=["x"], threads=threads)
                 feed = {"x": x.numpy()}
                 run(feed)  # warm-up (weight packing, thread pool)
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                run(feed)
-                rate = n ** 3 / (time.perf_counter() - t0) / 1e9
-                if rate > best:
-                    best, best_n = rate, n
+            best = max(best, (_gemm_rate(lambda: run(feed), n, reps), n), key=lambda r: r[0])
             del run
-    return best, best_n
+    return best
 
 
 def gemm_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5, xnnpack: bool = True) -> dict:

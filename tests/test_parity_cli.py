@@ -103,6 +103,6 @@ def test_cannot_run_here_exits_2(root, tmp_path):
 
 # No int8 bundle through udc-parity here: the ONNX int8 bundle of the Z-modulated session model fails its parity
 # (fpen_s2 cosine 0.986, denoiser 0.989, udcformer 0.987, end-to-end top-1 71.9 % on 32 faces, measured
-# 2026-11-30), which tests/test_export_int8.py::test_onnx_int8 records as a strict xfail on CPUs without VNNI; lowering a PT2E-int8
-# UDCformer for ExecuTorch takes minutes. udc-parity's exit 1 on a bad int8 bundle is shown in
+# 2026-11-30), which tests/test_export_int8.py::test_onnx_int8 records as a strict xfail on CPUs without VNNI;
+# lowering a PT2E-int8 UDCformer for ExecuTorch takes minutes. udc-parity's exit 1 on a bad int8 bundle is shown in
 # tests/test_fail_closed_parity.py (a perturbed bundle relabelled int8).
