@@ -353,6 +353,16 @@ def done_line(a: Artifact) -> str:
 
 
 def run_export(req: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
+    """Export ``req`` as a bundle (see :class:`ExportRequest`), logging progress lines to ``log``. Freed tensor
+    memory stays in the heap while it runs (:func:`udc.export.heap.heap_reuse`: 2-3x faster batched eager
+    forwards, more resident memory)."""
+    from .heap import heap_reuse
+
+    with heap_reuse():
+        return _run_export(req, log)
+
+
+def _run_export(req: ExportRequest, log: Callable[[str], None]) -> ExportResult:
     t_all = time.perf_counter()
     backend, quant = resolve(req.target, req.backend, req.quant)
     # the bundle's parity thresholds (int8: --int8-top1 raises the end-to-end top-1 agreement it must reach)

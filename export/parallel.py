@@ -9,6 +9,12 @@ into the bundle's work directory exactly as the serial loop does (:func:`udc.exp
 sends back the component record. The parent loads every program for the parity report, so the bundle is the one
 a serial export writes.
 
+Each worker starts with ``1/N`` of the host's torch threads. When the parent has nothing left to hand out and a
+worker exits, the workers still exporting take its share (:class:`ThreadShare`): the batched eager forwards of
+the sensitivity ranking, where one component (the `paper` UDCformer: 121 layers) can outlast all the others by
+half an hour, check their share before each layer (:func:`udc.export.quant.threads.rebalance`). A worker also
+keeps freed memory in its heap (:func:`udc.export.heap.heap_reuse`), as a serial export does.
+
 Workers are spawned, not forked: a fork of a process that already ran OpenMP or XNNPACK threads can hang.
 Their log lines come back over their pipes. The first error in any worker, or a worker that dies, stops the
 others; the bundle's work directory then goes away with the failed export.
@@ -45,6 +51,17 @@ def split(total: int, jobs: int) -> int:
     return max(1, total // jobs)
 
 
+class ThreadShare:
+    """A worker's share of the host's ``total`` torch threads now: ``total // busy`` (at least 1), where ``busy``
+    (a shared ``multiprocessing.Value``, counted down by the parent) is the number of workers still exporting."""
+
+    def __init__(self, total: int, busy):
+        self.total, self.busy = total, busy
+
+    def __call__(self) -> int:
+        return split(self.total, max(1, self.busy.value))
+
+
 def export_parallel(req, backend: str, quant: str, names: list[str], root: Path, hints: dict[str, Any],
                     log: Callable[[str], None]) -> list[Artifact]:
     """Export ``names`` in ``min(req.jobs, len(names))`` worker processes; the artifacts in ``names`` order,
@@ -59,7 +76,9 @@ def export_parallel(req, backend: str, quant: str, names: list[str], root: Path,
     ctx = mp.get_context("spawn")
     todo = deque(sorted(names, key=lambda n: COST_ORDER.index(n) if n in COST_ORDER else len(COST_ORDER)))
     threads = split(req.threads, jobs)
-    torch_threads = split(os.cpu_count() or 1, jobs)
+    total_threads = os.cpu_count() or 1
+    torch_threads = split(total_threads, jobs)
+    busy = ctx.Value("i", jobs)  # workers still exporting: a finished worker's threads go to the others
     log(f"exporting {len(names)} components in {jobs} worker processes ({threads} runtime thread(s), "
         f"{torch_threads} torch thread(s) each)")
     procs, live = [], {}  # live: the pipe of each worker still exporting -> its process
@@ -67,7 +86,8 @@ def export_parallel(req, backend: str, quant: str, names: list[str], root: Path,
     try:
         for i in range(jobs):
             here, there = ctx.Pipe()
-            p = ctx.Process(target=_work, args=(req, backend, quant, str(root), hints, threads, torch_threads, there),
+            p = ctx.Process(target=_work, args=(req, backend, quant, str(root), hints, threads,
+                                                    ThreadShare(total_threads, busy), there),
                             daemon=True, name=f"udc-export-{i}")
             p.start()
             there.close()  # the worker holds its end: the parent sees EOF if the worker dies
@@ -93,6 +113,8 @@ def export_parallel(req, backend: str, quant: str, names: list[str], root: Path,
                     nxt = todo.popleft() if todo else None
                     conn.send(nxt)
                     if nxt is None:  # nothing left for this worker: it exits, and its pipe's EOF is not a death
+                        with busy.get_lock():
+                            busy.value -= 1
                         live.pop(conn)
                         conn.close()
                 else:  # "error": the worker's exception, re-raised here with the worker's traceback as its cause
@@ -115,7 +137,7 @@ class _WorkerTraceback(Exception):
     """Carries a worker's traceback text (as the ``__cause__`` of the error re-raised in the parent)."""
 
 
-def _work(req, backend, quant, root, hints, threads, torch_threads, conn) -> None:
+def _work(req, backend, quant, root, hints, threads, share: ThreadShare, conn) -> None:
     """A worker: rebuild model and faces once, then export the components the parent hands it until it is handed
     ``None``."""
     name = None
@@ -130,12 +152,22 @@ def _work(req, backend, quant, root, hints, threads, torch_threads, conn) -> Non
             warnings.filterwarnings("ignore")  # as the CLI does in the parent
         import torch
 
-        torch.set_num_threads(torch_threads)
-        from .exporter import components_of, done_line, export_one, face_sets, load_model
-        from .reference import reference_io
+        from .heap import heap_reuse
+        from .quant.threads import rebalance, set_share
+
+        heap = heap_reuse()
+        heap.__enter__()  # for the worker's whole life (it only exports)
+        torch.set_num_threads(share())
 
         def log(s: str) -> None:
             conn.send(("log", name, s))
+
+        def on_change(old: int, new: int) -> None:
+            log(f"  {name}: {new} torch threads from here (was {old}): other export workers are done")
+
+        set_share(share, on_change)
+        from .exporter import components_of, done_line, export_one, face_sets, load_model
+        from .reference import reference_io
 
         model = load_model(req)[0]
         comps = {c.name: c for c in components_of(req, model)}
@@ -144,6 +176,7 @@ def _work(req, backend, quant, root, hints, threads, torch_threads, conn) -> Non
         held = reference_io(model, held_set)
         conn.send(("ready", None, None))
         while (name := conn.recv()) is not None:
+            rebalance()
             t0 = time.perf_counter()
             a = export_one(req, comps[name], model, backend, quant, Path(root), calib, held, threads, log,
                            hints.get(name))

@@ -33,11 +33,12 @@ the manifest.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
+
+from .threads import rebalance, torch_threads
 
 from udc.sdk.parity.metrics import THRESHOLDS, rounded
 
@@ -166,18 +167,6 @@ def _attr(gm: torch.nn.Module, target: str) -> torch.Tensor:
     for part in target.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run small-tensor PyTorch work on ``n`` threads: the quantize/dequantize ops of a PT2E module are
-    many tiny kernels, and on shared cores two OpenMP threads make each of them wait (10x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _filtered_quantizer_class():
@@ -460,6 +449,7 @@ def layer_sensitivity(module: torch.nn.Module, paths: Sequence[str], inputs: dic
             r = ranges[p]
             r[2], r[3] = min(r[2], float(o.min())), max(r[3], float(o.max()))
         hooks += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    rebalance()
     with torch_threads(torch.get_num_threads()):
         run()
     for h in hooks:
@@ -470,6 +460,7 @@ def layer_sensitivity(module: torch.nn.Module, paths: Sequence[str], inputs: dic
         wname = _weight_name(m)
         w = getattr(m, wname)
         saved = w.data.clone()
+        rebalance()  # a long ranking: take the threads of export workers that finished
         w.data = _fq_weight(saved)
         h1 = m.register_forward_pre_hook(lambda mod, args, r=r: (_fq_tensor(args[0], r[0], r[1]), *args[1:]))
         h2 = m.register_forward_hook(

@@ -33,8 +33,8 @@ from ..quant.recipes import (
     component_sensitivity,
     describe,
     float_kept,
-    torch_threads,
 )
+from ..quant.threads import torch_threads
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
 COREML_NOT_HERE = ("CoreMLBackend is not registered in this host's ExecuTorch runtime: the .pte runs on iOS/macOS "
