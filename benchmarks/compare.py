@@ -7,7 +7,9 @@ instead, each configured as its own documentation recommends, same thread count,
 Rows (``--rows`` picks some; the reference always runs):
 
 * ``torch`` eager fp32, the reference; ``torch-compile`` fp32 (``torch.compile`` of each component, inductor,
-  default mode; its compile time is the first call, shown as its export time);
+  default mode; its compile time is the first call, shown as its export time). Both keep freed memory in the
+  heap (:mod:`udc.export.heap`): PyTorch's CPU tuning guide recommends a reusing allocator (jemalloc, tcmalloc),
+  and glibc's default maps and unmaps every large activation; the other runtimes plan their own memory;
 * ``executorch`` XNNPACK fp32 and int8 (PT2E, the export's own recipe), each as four programs and ``--fuse``d
   into one (``executorch:int8:fused``): the bundle is exported once with ``--fuse`` and run both ways;
 * ``onnx`` (ONNX Runtime) fp32 and int8 (QDQ ``quantize_static``), *tuned*: ``ORT_ENABLE_ALL``, intra-op
@@ -596,9 +598,15 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
             row["status"] = f"failed: {res['error']}"
             return
         row.update({k: res.get(k) for k in ("p50_ms", "p90_ms", "sdk_overhead_pct", "peak_rss_mb")})
+        notes = []
         if opt.get("compile"):
             row["export_s"] = round(res["first_call_ms"] / 1e3, 1) if res.get("first_call_ms") else None
-            row["notes"] = "export s = compile (first call)"
+            notes.append("export s = compile (first call)")
+        if res.get("heap_reuse"):
+            notes.append("freed memory kept in the heap (glibc mallopt; a reusing allocator, as PyTorch's CPU tuning "
+                         "guide recommends)")
+        if notes:
+            row["notes"] = "; ".join(notes)
         if res.get("ort"):
             graphs = res["ort"].get("graphs") or {}
             row["notes"] = "; ".join(f"{g}: {v['transformer_optimizer']}" for g, v in graphs.items()) or None

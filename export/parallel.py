@@ -145,7 +145,9 @@ def _work(req, backend, quant, root, hints, threads, share: ThreadShare, conn) -
         import time
         import warnings
 
-        from udc.sdk.console.quiet import setup, verbose
+        from contextlib import ExitStack
+
+        from udc.sdk.console.quiet import quiet_native, setup, verbose
 
         setup(verbose())  # the parent's --verbose reaches here through UDC_VERBOSE in the environment
         if not verbose():
@@ -155,8 +157,11 @@ def _work(req, backend, quant, root, hints, threads, share: ThreadShare, conn) -
         from .heap import heap_reuse
         from .quant.threads import rebalance, set_share
 
-        heap = heap_reuse()
-        heap.__enter__()  # for the worker's whole life (it only exports)
+        life = ExitStack()  # for the worker's whole life (it only exports; the process ends with it)
+        life.enter_context(heap_reuse())
+        # everything a worker says goes through its pipe; its stderr would carry only the ExecuTorch runtime's
+        # cpuinfo/threadpool lines from C++ (kept with --verbose)
+        life.enter_context(quiet_native())
         torch.set_num_threads(share())
 
         def log(s: str) -> None:

@@ -102,3 +102,20 @@ def test_cli_jobs_help_and_serial_fallback(tmp_path):
     r = run_export(_req(tmp_path / "one.udc", components=("fpen_s2",), jobs=2), log=logs.append)
     assert any("only one component to export; exporting one component at a time" in line for line in logs), logs
     assert json.loads((r.path / "manifest.json").read_text())["parity"]["passed"] is True
+
+
+def test_cli_stderr_has_only_udc_lines(tmp_path):
+    """ExecuTorch's runtime prints cpuinfo/threadpool lines from C++ when its threadpool first starts, in the
+    parent's lowered-program checks and in each worker; without --verbose none reach the terminal (measured on the
+    AMD EPYC host before the fix: 5 lines from the parent, 6 from a worker)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "q.udc"
+    res = subprocess.run([sys.executable, "-m", "udc.export.cli", "--config", "tiny", "--target", "executorch",
+                          "--components", "fpen_s2,denoiser", "--eval-n", "8", "--jobs", "2", "-o", str(out)],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TORCHAO_FORCE_SKIP_LOADING_SO_FILES": "1", "UDC_VERBOSE": ""})
+    assert res.returncode == 0, res.stderr[-2000:]
+    native = [ln for ln in res.stderr.splitlines() if ".cpp:" in ln]
+    assert native == [], native

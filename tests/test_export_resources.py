@@ -3,51 +3,61 @@ torch threads of ``--jobs`` workers handed on as workers finish (udc.export.para
 udc.export.quant.threads.rebalance, consulted by the sensitivity ranking before each layer)."""
 from __future__ import annotations
 
-import ctypes
 import multiprocessing as mp
 
 import pytest
 import torch
 
-from udc.export.heap import _glibc, heap_reuse
+from udc.export.heap import heap_reuse
 from udc.export.parallel import ThreadShare
 from udc.export.quant.recipes import layer_sensitivity
 from udc.export.quant.threads import rebalance, set_share, torch_threads
 
 
-class _MallInfo2(ctypes.Structure):
+#: Run in a fresh process: in a long-lived one, glibc serves even a 64 MiB block from free heap space that
+#: earlier tests left, so "the default maps it" would depend on what ran before.
+_PROBE = """
+import ctypes, json, torch
+from udc.export.heap import _glibc, heap_reuse
+
+class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 
+libc = _glibc()
+if libc is None or not hasattr(libc, "mallinfo2"):
+    print(json.dumps(None)); raise SystemExit
+libc.mallinfo2.restype = MallInfo2
 
-def _mmapped_blocks():
-    """A function counting glibc's mmap-served blocks in use (``mallinfo2().hblks``), or a skip."""
-    libc = _glibc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
-        pytest.skip("glibc >= 2.33 only (mallinfo2)")
-    libc.mallinfo2.restype = _MallInfo2
-    return lambda: libc.mallinfo2().hblks
-
-
-def _grows_by(count, nbytes=64 << 20) -> int:
-    """How many mmap-served blocks one live ``nbytes`` tensor adds."""
-    before = count()
-    x = torch.empty(nbytes, dtype=torch.uint8)
-    grown = count() - before
+def grows():  # how many mmap-served blocks one live 64 MiB tensor adds
+    before = libc.mallinfo2().hblks
+    x = torch.empty(64 << 20, dtype=torch.uint8)
+    n = libc.mallinfo2().hblks - before
     del x
-    return grown
+    return n
+
+out = {"default": grows()}
+with heap_reuse() as applied:
+    out["applied"], out["inside"] = applied, grows()
+    with heap_reuse() as inner:  # nested (a worker's export): the outer block keeps the settings
+        out["inner"] = inner
+    out["after_inner"] = grows()  # the inner block's end did not restore the defaults
+out["restored"] = grows()
+print(json.dumps(out))
+"""
 
 
 def test_heap_reuse_serves_large_blocks_from_the_heap_and_restores_glibc_after():
-    count = _mmapped_blocks()
-    assert _grows_by(count) == 1  # glibc's default: a 64 MiB block is its own mmap
-    with heap_reuse() as applied:
-        assert applied is True
-        assert _grows_by(count) == 0
-        with heap_reuse() as inner:  # nested (a worker's export): the outer block keeps the settings
-            assert inner is True
-        assert _grows_by(count) == 0  # the inner block's end did not restore the defaults
-    assert _grows_by(count) == 1  # restored
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if out is None:
+        pytest.skip("glibc >= 2.33 only (mallinfo2)")
+    assert out == {"default": 1, "applied": True, "inside": 0, "inner": True, "after_inner": 0, "restored": 1}
 
 
 def test_heap_reuse_is_a_no_op_without_glibc(monkeypatch):

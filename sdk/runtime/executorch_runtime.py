@@ -17,10 +17,11 @@ from ..console.quiet import quiet_native
 
 def set_threads(n: int) -> None:
     """Size of the threadpool XNNPACK uses (process-wide)."""
-    from executorch.extension.pybindings import portable_lib
+    with quiet_native():  # the threadpool's first use prints cpuinfo lines from C++ (shown with --verbose)
+        from executorch.extension.pybindings import portable_lib
 
-    if portable_lib._threadpool_get_thread_count() != int(n):
-        portable_lib._unsafe_reset_threadpool(int(n))
+        if portable_lib._threadpool_get_thread_count() != int(n):
+            portable_lib._unsafe_reset_threadpool(int(n))
 
 
 def registered_backends() -> list[str]:
