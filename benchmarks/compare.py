@@ -7,9 +7,7 @@ instead, each configured as its own documentation recommends, same thread count,
 Rows (``--rows`` picks some; the reference always runs):
 
 * ``torch`` eager fp32, the reference; ``torch-compile`` fp32 (``torch.compile`` of each component, inductor,
-  default mode; its compile time is the first call, shown as its export time). Both keep freed memory in the
-  heap (:mod:`udc.export.heap`): PyTorch's CPU tuning guide recommends a reusing allocator (jemalloc, tcmalloc),
-  and glibc's default maps and unmaps every large activation; the other runtimes plan their own memory;
+  default mode; its compile time is the first call, shown as its export time);
 * ``executorch`` XNNPACK fp32 and int8 (PT2E, the export's own recipe), each as four programs and ``--fuse``d
   into one (``executorch:int8:fused``): the bundle is exported once with ``--fuse`` and run both ways;
 * ``onnx`` (ONNX Runtime) fp32 and int8 (QDQ ``quantize_static``), *tuned*: ``ORT_ENABLE_ALL``, intra-op
@@ -31,6 +29,8 @@ the model + softmax, no face detection), peak RSS of the row's process, and torc
 p50, all from this run. Agreement is on ``--accuracy-data``'s test faces (real faces, aligned from their
 landmarks) when given, else on ``--n`` synthetic faces (the table says which). Without ``--checkpoint`` the
 model is a random init (``--seed``), labelled so. Checks fail closed: a NaN or missing number is a miss.
+``--repeats N`` times each row in N processes (faces scored in the first) and shows the fastest p50, every
+process's p50 in the row's notes: on a small shared VM one process's batch-1 latency can be 1.7x another's.
 
 Targets (issue 16), printed, never asserted: ExecuTorch int8 >= 1.2x faster than the best tuned peer with top-1
 agreement >= 99 % on real faces; ExecuTorch fp32 within 1.5x of the host compute floor; the int8 bundle <= 30 %
@@ -502,6 +502,34 @@ def run_child(spec: dict, python: str | Path | None = None, timeout: float | Non
     return {"error": f"exited with code {res.returncode} without a result (--verbose shows why)"}
 
 
+def repeated_child(spec: dict, python: str | Path | None, repeats: int) -> dict:
+    """``run_child(spec)``, then ``repeats - 1`` more processes that only time (no faces). The row shows the
+    process with the lowest p50 (its p90 with it), the largest peak RSS, and every process's p50 in ``p50_runs``.
+    Batch-1 latency on a small shared VM is not one number: the same `paper` int8 bundle measured 39-44 ms in some
+    processes and 68-73 ms in others (README "Benchmarks"), so one process per row can misorder rows. Fails
+    closed: any failed process fails the row; a p50 that is not a finite number is never the fastest, and when
+    no process has one the first's stands (and the targets read it as a miss)."""
+    first = run_child(spec, python)
+    if "error" in first or repeats <= 1:
+        return first
+    runs = [first]
+    for _ in range(repeats - 1):
+        r = run_child({**spec, "faces": None}, python)
+        if "error" in r:
+            return {"error": f"repeat {len(runs) + 1} of {repeats}: {r['error']}"}
+        runs.append(r)
+
+    def p50(r: dict) -> float:
+        v = r.get("p50_ms")
+        return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+    best = min(runs, key=p50) if any(math.isfinite(p50(r)) for r in runs) else first
+    rss = [r.get("peak_rss_mb") for r in runs if isinstance(r.get("peak_rss_mb"), (int, float))]
+    return {**first, "p50_ms": best.get("p50_ms"), "p90_ms": best.get("p90_ms"),
+            "sdk_overhead_pct": best.get("sdk_overhead_pct"), "peak_rss_mb": max(rss) if rss else None,
+            "p50_runs": [r.get("p50_ms") for r in runs]}
+
+
 def save_faces(path: Path, faces) -> Path:
     import numpy as np
 
@@ -589,27 +617,27 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
                 return
             row["export_s"], row["size_mb"], row["notes"] = round(ex["export_s"], 1), ex["size_mb"], ex["how"]
             print(f"[{name} {key}] bench ...", file=sys.stderr, flush=True)
-            res = run_child({**base, "kind": "litert", "tflite": str(tfl), "inputs": ex["inputs"]}, lit_py)
+            res = repeated_child({**base, "kind": "litert", "tflite": str(tfl), "inputs": ex["inputs"]}, lit_py,
+                                 getattr(args, "repeats", 1))
         else:
             print(f"[{name} {key}] bench ...", file=sys.stderr, flush=True)
-            res = run_child({**base, "kind": "sdk", "runtime": runtime, "fused": bool(opt.get("fused")),
-                             "compile": bool(opt.get("compile")), "ort_tuning": bool(opt.get("ort_tuning"))})
+            res = repeated_child({**base, "kind": "sdk", "runtime": runtime, "fused": bool(opt.get("fused")),
+                                  "compile": bool(opt.get("compile")), "ort_tuning": bool(opt.get("ort_tuning"))},
+                                 None, getattr(args, "repeats", 1))
         if "error" in res:
             row["status"] = f"failed: {res['error']}"
             return
         row.update({k: res.get(k) for k in ("p50_ms", "p90_ms", "sdk_overhead_pct", "peak_rss_mb")})
-        notes = []
         if opt.get("compile"):
             row["export_s"] = round(res["first_call_ms"] / 1e3, 1) if res.get("first_call_ms") else None
-            notes.append("export s = compile (first call)")
-        if res.get("heap_reuse"):
-            notes.append("freed memory kept in the heap (glibc mallopt; a reusing allocator, as PyTorch's CPU tuning "
-                         "guide recommends)")
-        if notes:
-            row["notes"] = "; ".join(notes)
+            row["notes"] = "export s = compile (first call)"
         if res.get("ort"):
             graphs = res["ort"].get("graphs") or {}
             row["notes"] = "; ".join(f"{g}: {v['transformer_optimizer']}" for g, v in graphs.items()) or None
+        if res.get("p50_runs"):
+            runs = " / ".join("nan" if not isinstance(v, (int, float)) else f"{v:.2f}" for v in res["p50_runs"])
+            row["notes"] = "; ".join(x for x in (row.get("notes"), f"p50 of {len(res['p50_runs'])} processes: "
+                                                 f"{runs} ms (the fastest shown)") if x)
         logits[key] = np.load(out_logits)
     if getattr(args, "export_only", False):  # the bundles only (a later --reuse run benches them)
         for key in keys:
@@ -702,7 +730,9 @@ def format_tables(report: dict) -> str:
                  f"{peak['gmacs']:.1f} GMAC/s ({peak['gflops']:.1f} GFLOP/s{peak_by(peak)}) at {report['threads']} "
                  f"thread(s) | every "
                  f"row {report['threads']} thread(s), own process | p50/p90 of {report['iters']} runs after "
-                 f"{report['warmup']} warm-up | agreement with torch eager fp32 on {t['faces']} {t['faces_kind']}"
+                 f"{report['warmup']} warm-up"
+                 + (f", the fastest of {report['repeats']} processes" if report.get("repeats", 1) > 1 else "")
+                 + f" | agreement with torch eager fp32 on {t['faces']} {t['faces_kind']}"
                  + (f" | accuracy on all {t['accuracy_faces']} test faces (failed faces scored wrong)"
                     if t["accuracy_faces"] else ""))
         out.append(format_table(cols, body, title=title))
@@ -723,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="time each row in this many processes and show the fastest p50 (all in the row's notes); "
+                         "batch-1 latency on a small shared VM varies between processes by up to ~1.7x")
     ap.add_argument("--n", type=int, default=200, help="synthetic faces for the agreement when no --accuracy-data")
     ap.add_argument("--calib", default=None, help="dataset whose train faces calibrate the int8 exports (else synthetic)")
     ap.add_argument("--calib-n", type=int, default=256)
@@ -758,8 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         args.ddamfn = "paper"  # the table label only: the checkpoint carries its config
     if args.only_ddamfn and not args.ddamfn:
         ap.error("--only-ddamfn needs --ddamfn tiny|paper (or --ddamfn-checkpoint)")
-    if args.threads < 1 or args.iters < 1 or args.warmup < 0 or args.n < 1:
-        ap.error("--threads, --iters and --n must be >= 1, --warmup >= 0")
+    if args.threads < 1 or args.iters < 1 or args.warmup < 0 or args.n < 1 or args.repeats < 1:
+        ap.error("--threads, --iters, --repeats and --n must be >= 1, --warmup >= 0")
     wanted = list(PEERS) if not args.rows else [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [w for w in wanted if w not in PEERS]
     if unknown or not wanted:
@@ -810,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
                        "accuracy_landmark_paths": acc[3] if acc is not None else None, "floor_ms": fl,
                        "rows": rows, "checks": evaluate_targets(rows, fl, acc is not None)})
     report = {"host": host_info(args.threads), "gemm_peak": peak, "threads": args.threads, "seed": args.seed,
-              "warmup": args.warmup, "iters": args.iters, "tables": tables}
+              "warmup": args.warmup, "iters": args.iters, "repeats": getattr(args, "repeats", 1), "tables": tables}
     if args.json:
         from udc.sdk.console.table import dumps_json
 

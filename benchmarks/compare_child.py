@@ -5,9 +5,7 @@
 Kinds:
 
 * ``sdk``: a bundle through the SDK as an app runs it (``udc.sdk.bench.host.bench_runtime``), on ``runtime``
-  ``torch`` (eager, or ``compile: true`` = every component through ``torch.compile``, inductor; both with freed
-  memory kept in the heap, :func:`udc.export.heap.heap_reuse`, the in-process form of the reusing allocator
-  PyTorch's CPU performance tuning guide recommends: ExecuTorch, ONNX Runtime and LiteRT plan their own arenas),
+  ``torch`` (eager, or ``compile: true`` = every component through ``torch.compile``, inductor),
   ``executorch`` (``fused``: the bundle's one ``pipeline`` program) or ``onnxruntime`` (``ort_tuning``:
   the session options of :data:`udc.sdk.runtime.onnx_runtime.TUNED`, and the transformer optimizer on the
   fp32 graphs where it fuses anything).
@@ -88,10 +86,7 @@ def run_sdk(a: dict) -> dict:
     if a["runtime"] == "torch":
         import torch
 
-        from udc.export.heap import heap_reuse
-
         torch.set_num_threads(int(a["threads"]))
-        extra["heap_reuse"] = heap_reuse().__enter__()  # for this row's process (it exits after the row)
     first_ms = None
     if a.get("faces"):
         b = load_bundle(a["bundle"], verify=True)

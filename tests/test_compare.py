@@ -200,7 +200,7 @@ def test_empty_faces_refused(cmp, tmp_path):
 
 
 def test_cli_refuses_bad_rows_and_counts(cmp):
-    for argv in (["--rows", "executorch:int9"], ["--rows", ","], ["--iters", "0"], ["--n", "0"]):
+    for argv in (["--rows", "executorch:int9"], ["--rows", ","], ["--iters", "0"], ["--n", "0"], ["--repeats", "0"]):
         with pytest.raises(SystemExit):
             cmp.main(argv)
 
@@ -364,3 +364,39 @@ def test_interleaved_fuse_timing_of_a_bundle_without_a_fused_program_is_an_error
     bundle = export_bundle(tmp_path, "executorch")  # the session's shared tiny bundle: four programs, no pipeline
     r = cmp.interleaved_fuse(bundle, SimpleNamespace(threads=1, iters=2, warmup=0, verbose=False))
     assert set(r) == {"error"} and "compare_etdump.py failed" in r["error"], r
+
+
+# --------------------------------------------------------------------------- --repeats: the fastest process
+def _scripted_children(cmp, monkeypatch, results):
+    """``run_child`` answering from ``results`` in turn, recording the specs it was given."""
+    specs, it = [], iter(results)
+
+    def fake(spec, python=None, timeout=None):
+        specs.append(spec)
+        return dict(next(it))
+
+    monkeypatch.setattr(cmp, "run_child", fake)
+    return specs
+
+
+def test_repeats_show_the_fastest_process_and_every_p50(cmp, monkeypatch):
+    specs = _scripted_children(cmp, monkeypatch, [
+        {"p50_ms": 70.0, "p90_ms": 72.0, "peak_rss_mb": 600.0, "first_call_ms": 90.0},
+        {"p50_ms": 41.0, "p90_ms": 43.0, "peak_rss_mb": 590.0},
+        {"p50_ms": 69.0, "p90_ms": 71.0, "peak_rss_mb": 610.0}])
+    res = cmp.repeated_child({"faces": "f.npz", "kind": "sdk"}, None, 3)
+    assert (res["p50_ms"], res["p90_ms"], res["peak_rss_mb"]) == (41.0, 43.0, 610.0)
+    assert res["p50_runs"] == [70.0, 41.0, 69.0] and res["first_call_ms"] == 90.0  # the faces' run's own fields
+    assert specs[0]["faces"] == "f.npz" and specs[1]["faces"] is None and specs[2]["faces"] is None  # scored once
+
+
+def test_repeats_fail_closed(cmp, monkeypatch):
+    _scripted_children(cmp, monkeypatch, [{"p50_ms": 40.0, "p90_ms": 41.0}, {"error": "killed"}])
+    res = cmp.repeated_child({"faces": None}, None, 2)
+    assert "error" in res and "repeat 2 of 2" in res["error"]  # a failed repeat fails the row
+    _scripted_children(cmp, monkeypatch, [{"p50_ms": math.nan, "p90_ms": 1.0}, {"p50_ms": 50.0, "p90_ms": 52.0}])
+    assert cmp.repeated_child({"faces": None}, None, 2)["p50_ms"] == 50.0  # NaN is never the fastest
+    _scripted_children(cmp, monkeypatch, [{"p50_ms": math.nan, "p90_ms": 1.0}, {"p50_ms": None, "p90_ms": None}])
+    assert math.isnan(cmp.repeated_child({"faces": None}, None, 2)["p50_ms"])  # no finite p50: the first stands
+    specs = _scripted_children(cmp, monkeypatch, [{"p50_ms": 40.0}])
+    assert cmp.repeated_child({"faces": None}, None, 1) == {"p50_ms": 40.0} and len(specs) == 1  # default: one
