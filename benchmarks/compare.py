@@ -507,8 +507,8 @@ def repeated_child(spec: dict, python: str | Path | None, repeats: int) -> dict:
     process with the lowest p50 (its p90 with it), the largest peak RSS, and every process's p50 in ``p50_runs``.
     Batch-1 latency on a small shared VM is not one number: the same `paper` int8 bundle measured 39-44 ms in some
     processes and 68-73 ms in others (README "Benchmarks"), so one process per row can misorder rows. Fails
-    closed: any failed process fails the row; a p50 that is not a finite number is never the fastest, and when
-    no process has one the first's stands (and the targets read it as a miss)."""
+    closed: any failed process fails the row, and any process whose p50 is not a finite number makes the row's
+    p50 NaN (the targets read it as a miss), never a faster process's number."""
     first = run_child(spec, python)
     if "error" in first or repeats <= 1:
         return first
@@ -519,11 +519,14 @@ def repeated_child(spec: dict, python: str | Path | None, repeats: int) -> dict:
             return {"error": f"repeat {len(runs) + 1} of {repeats}: {r['error']}"}
         runs.append(r)
 
-    def p50(r: dict) -> float:
+    def finite(r: dict) -> bool:
         v = r.get("p50_ms")
-        return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+        return isinstance(v, (int, float)) and math.isfinite(v)
 
-    best = min(runs, key=p50) if any(math.isfinite(p50(r)) for r in runs) else first
+    if all(finite(r) for r in runs):
+        best = min(runs, key=lambda r: r["p50_ms"])
+    else:
+        best = {"p50_ms": math.nan, "p90_ms": math.nan, "sdk_overhead_pct": math.nan}
     rss = [r.get("peak_rss_mb") for r in runs if isinstance(r.get("peak_rss_mb"), (int, float))]
     return {**first, "p50_ms": best.get("p50_ms"), "p90_ms": best.get("p90_ms"),
             "sdk_overhead_pct": best.get("sdk_overhead_pct"), "peak_rss_mb": max(rss) if rss else None,

@@ -12,6 +12,11 @@ that measurement 2.3 -> 3.6 GiB).
 
 This is what PyTorch's CPU tuning guide gets from preloading jemalloc or tcmalloc, done in-process with the C
 library's own ``mallopt`` so that nothing is installed and only the export is affected.
+
+It is for the export only, not for batch-1 inference: the `paper` torch eager pipeline through the SDK (two
+threads, ``benchmarks/compare.py``'s torch row) measured 494 and 530 ms per face with it against 200 and 234 ms
+without, although the UDCformer alone at batch 1 was faster with it (102/125 vs 176/193 ms at two threads).
+Why the whole pipeline is slower was not found, so nothing else in udc uses it.
 """
 from __future__ import annotations
 

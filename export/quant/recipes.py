@@ -38,11 +38,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .threads import rebalance, torch_threads
-
 from udc.sdk.parity.metrics import THRESHOLDS, rounded
 
 from .observer_cache import ObserverCache
+from .threads import rebalance, torch_threads
 
 aten = torch.ops.aten
 
