@@ -519,11 +519,7 @@ def repeated_child(spec: dict, python: str | Path | None, repeats: int) -> dict:
             return {"error": f"repeat {len(runs) + 1} of {repeats}: {r['error']}"}
         runs.append(r)
 
-    def finite(r: dict) -> bool:
-        v = r.get("p50_ms")
-        return isinstance(v, (int, float)) and math.isfinite(v)
-
-    if all(finite(r) for r in runs):
+    if all(_num(r.get("p50_ms")) is not None for r in runs):
         best = min(runs, key=lambda r: r["p50_ms"])
     else:
         best = {"p50_ms": math.nan, "p90_ms": math.nan, "sdk_overhead_pct": math.nan}
