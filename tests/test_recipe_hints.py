@@ -207,3 +207,33 @@ def test_a_hint_that_misses_once_lowered_falls_back_to_the_full_search(fp32_bund
     assert rec["recipe_hint"]["passed"] is True and rec["recipe_hint"]["lowered_check"]["passed"] is False
     assert rec["candidates"][0]["recipe"] == "all-int8"  # the search from the start, not the hint
     assert "--recipes-from" not in rec["basis"] and all(not c["passed"] for c in rec["lowered_checks"])
+
+
+@pytest.mark.slow
+def test_a_lowered_program_that_cannot_hold_sends_the_search_on(tmp_path, monkeypatch):
+    """The tiny fpen_s2's all-int8 passes in simulation; its lowered program is made to miss both its share and
+    the bundle's whole thresholds (the lowered check's verdicts patched for the first lowering only). The search
+    goes on past it in simulation, lowers its next passing choice (gemm-int8), and that one is kept."""
+    from udc.export.exporter import ExportRequest, run_export
+    from udc.export.targets import executorch_export as ete
+
+    real, seen = ete.candidate_passes, []
+
+    def first_lowering_misses(metrics, **kw):
+        seen.append(kw.get("chained"))
+        if len(seen) <= 2:  # the share and the whole thresholds of the first lowered program
+            return False, ["lowered program made to miss (test)"]
+        return real(metrics, **kw)
+
+    monkeypatch.setattr(ete, "candidate_passes", first_lowering_misses)
+    logs: list[str] = []
+    r = run_export(ExportRequest(output=tmp_path / "q.udc", target="executorch", config="tiny", quant="int8",
+                                 components=("fpen_s2",), calib_n=16, eval_n=16, threads=1), log=logs.append)
+    rec = r.manifest["components"]["fpen_s2"]["quantization"]
+    assert seen[:2] == [4, 1]  # the share of four chained components, then the whole budget
+    assert any("misses the bundle's thresholds by itself: the search goes on past it" in line for line in logs), logs
+    assert [(c["recipe"], c["passed"]) for c in rec["lowered_checks"]] == [("all-int8", False), ("gemm-int8", True)]
+    assert rec["recipe"] == "gemm-int8" and "held once lowered" in rec["decision"], rec["decision"]
+    cands = {c["recipe"]: c for c in rec["candidates"]}
+    assert cands["all-int8"]["passed"] is False and "its lowered program missed" in cands["all-int8"]["failures"][-1]
+    assert cands["gemm-int8"]["passed"] is True

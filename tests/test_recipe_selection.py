@@ -224,6 +224,137 @@ def test_lowering_order_tries_only_simulation_passes_and_is_bounded():
     assert MAX_LOWERED >= 1 and len(lowering_order("gemm-int8", cands)) == min(3, MAX_LOWERED)
 
 
+# ------------------------------------------------------------------------------------------ lowered misses
+def test_a_rejected_recipe_fails_and_the_search_goes_past_it():
+    """A recipe whose lowered program missed counts as failing whatever its simulation scored: the search goes
+    on to the next recipe (and the ranking, after the fixed ones), and no fallback picks it."""
+    table = {(R0, ()): PASS, (R1, ()): LOW_TOP1, (R2, ()): PASS}
+    ev = Script(table)
+    chosen, cands, _ = choose_recipe(ev, RECIPES, rejected={R0: ["end-to-end top-1 0.9825 < 0.9925"]})
+    assert chosen == R2 and ev.calls == [(R0, ()), (R1, ()), (R2, ())]
+    assert cands[0].passed is False and cands[0].failures == [
+        "its lowered program missed (end-to-end top-1 0.9825 < 0.9925)"]
+    # after the fixed recipes, the sensitivity recipes
+    table = {(R0, ()): PASS, (R1, ()): LOW_TOP1, (R2, ()): LOW_TOP1, _sens(1): PASS}
+    ev = Script(table, LAYERS)
+    assert choose_recipe(ev, RECIPES, ranking=ev.ranking, n_layers=16, rejected={R0: ["x"]})[0] == sensitive_recipe(1)
+    assert ev.rankings == 1
+    # the fallbacks never choose a rejected recipe; with every candidate rejected the choice is None
+    table = {(R0, ()): TIED, (R1, ()): metrics(cos=0.99, top1=0.5), (R2, ()): metrics(cos=0.9, top1=0.5)}
+    chosen, _, extra = choose_recipe(Script(table), RECIPES, rejected={R0: ["x"]})
+    assert chosen == R1 and extra["basis"].startswith("best")
+    assert choose_recipe(Script(table), RECIPES, rejected={r: ["x"] for r in RECIPES})[0] is None
+
+
+class Lowering:
+    """Scripted lowering: ``verdicts[recipe] = (meets its share, meets the whole thresholds)``; records the order."""
+
+    def __init__(self, verdicts):
+        self.verdicts, self.order = verdicts, []
+
+    def __call__(self, recipe, extra):
+        from udc.export.targets.executorch_export import LoweredCheck
+
+        self.order.append(recipe)
+        share, alone = self.verdicts[recipe]
+        m = metrics(cos=1.0 if share else 0.99)
+        return LoweredCheck(recipe, share, alone, [] if share else [f"{recipe} lowered: miss"], recipe,
+                            (share, m["end_to_end"]["cosine"]), m)
+
+
+def _search(table, ranked=LAYERS, quant="int8"):
+    """A search as the exporter runs it: each (recipe, kept layers) scored once, the ranking run once."""
+    ev = Script(table, ranked)
+    calls, memo, ranking = [], {}, []
+
+    def evaluate(recipe, kept):
+        key = (recipe, tuple(kept))
+        if key not in memo:
+            memo[key] = ev(recipe, kept)
+        return memo[key]
+
+    def rank():
+        if not ranking:
+            ranking.append(ev.ranking())
+        return ranking[0]
+
+    def search(rejected):
+        calls.append(dict(rejected))
+        return choose_recipe(evaluate, RECIPES, quant=quant, ranking=rank, n_layers=len(ranked), rejected=rejected)
+
+    return search, ev, calls
+
+
+def test_lower_in_turn_searches_past_a_lowered_program_that_cannot_hold():
+    """Measured on the mobile UDCformer with --int8-top1 0.99: all-int8 passed in simulation (100 %) and scored
+    98.2 % once lowered, below the bundle's whole 99 % by itself; the export kept it and wrote a bundle failing
+    its own target. Now the search goes on past it in simulation and lowers its next passing choice."""
+    from udc.export.targets.executorch_export import lower_in_turn
+
+    table = {(R0, ()): PASS, (R1, ()): LOW_TOP1, (R2, ()): PASS}
+    search, ev, calls = _search(table)
+    low = Lowering({R0: (False, False), R2: (True, True)})
+    logs = []
+    checks, first, cands, extra = lower_in_turn(search, low, limit=2, log=logs.append, name="udcformer")
+    assert low.order == [R0, R2] and [c.passed for c in checks] == [False, True]
+    assert first == R0 and calls == [{}, {R0: [f"{R0} lowered: miss"]}]
+    assert ev.calls == [(R0, ()), (R1, ()), (R2, ())]  # R0 scored once: the second search re-used nothing new
+    assert [c.recipe for c in cands] == [R0, R1, R2] and extra["basis"] == "thresholds"
+    assert any("misses the bundle's thresholds by itself" in line for line in logs)
+
+
+def test_lower_in_turn_keeps_a_share_miss_that_can_still_hold():
+    """A lowered program that misses only its share (the other components may use less of the budget) is kept
+    when no other candidate passed the simulation: no further search, one lowering (as before)."""
+    from udc.export.targets.executorch_export import lower_in_turn
+
+    search, ev, calls = _search({(R0, ()): PASS})
+    low = Lowering({R0: (False, True)})
+    checks, first, _, _ = lower_in_turn(search, low, limit=2)
+    assert low.order == [R0] and len(calls) == 1 and ev.calls == [(R0, ())] and not checks[0].passed
+
+
+def test_lower_in_turn_is_bounded_and_never_lowers_a_fallback_or_a_recipe_twice():
+    from udc.export.targets.executorch_export import lower_in_turn
+
+    # other simulation passes are lowered first (as before), and the bound holds
+    table = {(R0, ()): PASS, (R1, ()): PASS, (R2, ()): PASS}
+    search, _, _ = _search(table)
+    low = Lowering({R0: (False, False), R1: (False, False), R2: (True, True)})
+    checks, _, _, _ = lower_in_turn(search, low, limit=2)
+    assert low.order == [R0, R1] and len(checks) == 2
+    # past the miss, nothing else passes in simulation: the best-cosine fallback is not lowered
+    table = {(R0, ()): PASS, (R1, ()): LOW_TOP1, (R2, ()): LOW_TOP1, _sens(1): LOW_TOP1, _sens(2): LOW_TOP1,
+             _sens(4): LOW_TOP1}
+    search, ev, calls = _search(table)
+    low = Lowering({R0: (False, False)})
+    checks, _, _, extra = lower_in_turn(search, low, limit=2)
+    assert low.order == [R0] and len(calls) == 2 and extra["basis"].startswith("best")
+    assert ev.rankings == 1
+    # a limit of one: no second lowering, no second search
+    search, _, calls = _search({(R0, ()): PASS, (R1, ()): PASS})
+    low = Lowering({R0: (False, False), R1: (True, True)})
+    assert [c.recipe for c in lower_in_turn(search, low, limit=1)[0]] == [R0] and len(calls) == 1
+
+
+def test_lower_in_turn_a_nan_lowered_score_searches_on():
+    """Fail closed: a lowered program whose scores are NaN meets neither its share nor the whole thresholds."""
+    from udc.export.quant.recipes import candidate_passes as cp
+    from udc.export.targets.executorch_export import LoweredCheck, lower_in_turn
+
+    nan = metrics(comp=math.nan, cos=math.nan, top1=math.nan)
+    assert cp(nan, chained=1)[0] is False
+
+    def low(recipe, extra):
+        m = nan if recipe == R0 else PASS
+        share, alone = cp(m)[0], cp(m, chained=1)[0]
+        return LoweredCheck(recipe, share, alone, cp(m)[1], recipe, (share, m["end_to_end"]["cosine"]), m)
+
+    search, _, _ = _search({(R0, ()): PASS, (R1, ()): PASS})
+    checks, _, _, _ = lower_in_turn(search, low, limit=2)
+    assert [(c.recipe, c.passed) for c in checks] == [(R0, False), (R1, True)]
+
+
 def test_sensitivity_ranks_on_the_first_faces_only():
     """The ranking runs on the first ``faces`` calibration faces (every tensor sliced alike, the chain
     finished on the same faces); with ``faces`` at least the set size it is the full-set ranking."""

@@ -306,8 +306,8 @@ def candidate_passes(metrics: dict[str, Any], quant: str | dict[str, Any] = "int
 
 def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
                   quant: str | dict[str, Any] = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
-                  n_layers: int = 0, log=lambda s: None, chained: int = CHAINED, hint=None
-                  ) -> tuple[str, list[Candidate], dict[str, Any]]:
+                  n_layers: int = 0, log=lambda s: None, chained: int = CHAINED, hint=None,
+                  rejected: dict[str, list[str]] | None = None) -> tuple[str | None, list[Candidate], dict[str, Any]]:
     """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
     and a ``ranking`` (most sensitive layer first) is given, try keeping the top K layers float.
 
@@ -322,13 +322,22 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     ``hint`` (a :class:`udc.export.quant.recipe_hints.RecipeHint`, ``--recipes-from``) is scored first; if it
     meets the thresholds it is the choice and nothing else is scored. If it misses, it is left out of the
     candidates (its scores go in ``extra["hint"]``) and the search runs as without it.
+
+    ``rejected`` (recipe -> why): recipes whose *lowered* program missed (ExecuTorch checks each lowered program
+    on the calibration faces). They count as failing whatever their simulation scored, so the search goes on past
+    them exactly as past a simulation miss, and no fallback picks them; with every candidate rejected the choice
+    is ``None``. Calling again with a longer ``rejected`` re-scores what was scored before, so ``evaluate``
+    should remember its answers (the exporters' do).
     """
+    rejected = rejected or {}
     cands: list[Candidate] = []
     extra: dict[str, Any] = {"ranking": None, "kept": {}, "basis": "thresholds", "hint": None}
 
     def add(r: str, kept: Sequence[str]) -> Candidate:
         m = evaluate(r, kept)
         ok, fails = candidate_passes(m, quant, chained=chained)
+        if r in rejected:
+            ok, fails = False, fails + [f"its lowered program missed ({'; '.join(rejected[r])})"]
         c = Candidate(r, m, ok, fails)
         cands.append(c)
         return c
@@ -346,7 +355,7 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
         log(f"  the recipe from {hint.source} ({hint.recipe}) missed here ({'; '.join(c.failures)}): the full search")
 
     def margin_ok(c: Candidate) -> bool:
-        return candidate_passes(c.metrics, quant, margin_aware=True, chained=chained)[0]
+        return c.recipe not in rejected and candidate_passes(c.metrics, quant, margin_aware=True, chained=chained)[0]
 
     for r in recipes:  # most int8 first; stop at the first that meets the thresholds
         if add(r, ()).passed:
@@ -373,7 +382,10 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
         best = max(c.metrics["end_to_end"]["top1_agreement"] for c in tied)
         return next(c for c in tied if c.metrics["end_to_end"]["top1_agreement"] == best).recipe, cands, extra
     extra["basis"] = "best end-to-end cosine (no recipe met the thresholds)"
-    return max(cands, key=lambda c: c.metrics["end_to_end"]["cosine"]).recipe, cands, extra
+    left = [c for c in cands if c.recipe not in rejected]
+    if not left:
+        return None, cands, extra
+    return max(left, key=lambda c: c.metrics["end_to_end"]["cosine"]).recipe, cands, extra
 
 
 # ------------------------------------------------------------------------------------------ sensitivity

@@ -13,8 +13,9 @@ import contextlib
 import io
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -97,20 +98,66 @@ def write_bundled_program(et_program, cases: list[tuple[tuple, list[torch.Tensor
     path.write_bytes(serialize_from_bundled_program_to_flatbuffer(BundledProgram(et_program, [suite])))
 
 
-#: How many simulated candidates an int8 export lowers and runs at most (the chosen one first). Lowering an
-#: int8 program to XNNPACK takes minutes (measured: 4.6-7.8 min per fused ``fer`` program on 2 cores), and a
-#: candidate that failed the simulation is not expected to pass once lowered (measured in the issue-16
-#: ``fer`` and ``mobile`` export logs: every lowered program within 1e-4 cosine of its simulation; the
-#: misses were single top-1 flips on 128 faces), so only passing candidates are tried and the best lowered
-#: one is kept when none holds; the bundle's end-to-end parity check then reports it.
+#: How many candidates an int8 export lowers and runs at most. Lowering an int8 program to XNNPACK takes minutes
+#: (measured: 4.6-7.8 min per fused ``fer`` program on 2 cores). A candidate that failed the simulation is not
+#: expected to pass once lowered (measured in the issue-16 ``fer`` and ``mobile`` export logs: every lowered
+#: program within 1e-4 cosine of its simulation; the misses were single top-1 flips on 128 faces), so only
+#: simulation passes are lowered, and the best lowered one is kept when none holds; the bundle's end-to-end
+#: parity check then reports it.
 MAX_LOWERED = 2
 
 
 def lowering_order(chosen: str, cands, limit: int = MAX_LOWERED) -> list[str]:
-    """The recipes an int8 export lowers, in order: ``chosen`` (even when nothing passed the simulation), then
-    the other candidates that passed it; at most ``limit``."""
+    """The recipes an int8 export lowers first, in order: ``chosen`` (even when nothing passed the simulation),
+    then the other candidates that passed it; at most ``limit``."""
     order = [chosen] + [c.recipe for c in cands if c.passed and c.recipe != chosen]
     return order[:max(1, limit)]
+
+
+@dataclass
+class LoweredCheck:
+    """One lowered program run on the calibration faces."""
+    recipe: str
+    passed: bool  # met the component's share of the bundle's thresholds (nothing passing: matched its simulation)
+    alone: bool  # met the bundle's whole thresholds by itself (the other components at float)
+    failures: list[str]
+    program: Any = None  # what lowering made (kept for the best one)
+    score: tuple = ()  # (passed, end-to-end cosine): the best lowered program has the largest
+    metrics: dict[str, Any] | None = None  # its scores (None: not run here, Core ML)
+
+
+def lower_in_turn(search: Callable[[dict[str, list[str]]], tuple[str | None, list, dict[str, Any]]],
+                  lower_check: Callable[[str, dict[str, Any]], LoweredCheck], limit: int = MAX_LOWERED,
+                  log=lambda s: None, name: str = "") -> tuple[list[LoweredCheck], str | None, list, dict[str, Any]]:
+    """Lower recipes until one holds, at most ``limit``: the simulation's choice and the other simulation passes
+    (:func:`lowering_order`); then, if the last lowered program missed even the bundle's *whole* thresholds by
+    itself (so the bundle cannot meet them, whatever the other components do), the search goes on in simulation
+    past the recipes that missed once lowered (``search(rejected)``, :func:`udc.export.quant.recipes.choose_recipe`)
+    and its next choice is lowered if it passes there (not a best-cosine fallback). A lowered program that misses only its share is kept when nothing else passed,
+    as before: the others may use less than theirs, and the bundle's parity check says. A hinted choice that
+    misses once lowered is not searched past here (the caller runs the full search without the hint).
+
+    Returns ``(checks in order, the first choice, the last search's candidates, its extra)``."""
+    rejected: dict[str, list[str]] = {}
+    chosen, cands, extra = search(rejected)
+    first = chosen
+    order = lowering_order(chosen, cands, limit) if chosen is not None else []
+    done: list[LoweredCheck] = []
+    while order and len(done) < limit:
+        chk = lower_check(order.pop(0), extra)
+        done.append(chk)
+        if chk.passed:
+            break
+        rejected[chk.recipe] = chk.failures
+        hinted = extra.get("hint") is not None and extra["hint"].get("passed")
+        if not order and not chk.alone and not hinted and len(done) < limit:
+            log(f"  {name}: {chk.recipe}'s lowered program misses the bundle's thresholds by itself: the search "
+                "goes on past it")
+            chosen, cands, extra = search(rejected)
+            tried = {d.recipe for d in done}
+            if chosen is not None and chosen not in tried and not extra["basis"].startswith("best"):
+                order = [chosen]
+    return done, first, cands, extra
 
 
 def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[str, Any]:
@@ -118,79 +165,98 @@ def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[st
             "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, name, out, calib), logits=True)}
 
 
-def _int8_candidates(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log, hint=None,
-                     thresholds: dict[str, Any] | None = None):
-    """Score the recipes on the calibration faces with the PT2E modules (int8 simulated in PyTorch); a ``hint``
+def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log, hint=None,
+                 thresholds: dict[str, Any] | None = None):
+    """The recipe search on the calibration faces with the PT2E modules (int8 simulated in PyTorch); a ``hint``
     (``--recipes-from``) is scored first and, if it passes, alone.
 
-    Returns the recipes to lower, in order (the chosen one, then the others that passed in the simulation;
-    at most :data:`MAX_LOWERED`), the converted modules with their float-kept layers, the candidates' scores
-    and the sensitivity ranking (when it was needed).
+    Returns ``(search, converted)``: ``search(rejected) -> (chosen, candidates, extra)`` runs
+    :func:`~udc.export.quant.recipes.choose_recipe` past the ``rejected`` recipes (each recipe is calibrated and
+    scored once, the sensitivity ranking run once, however often it is called; the hint is offered to the first
+    call only); ``converted`` maps each scored recipe to its converted module and float-kept layers.
     """
     name = comp.name
     samples = [calib.sample(name, i) for i in range(len(calib))]
     q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None)
     converted: dict[str, tuple[torch.fx.GraphModule, list[str]]] = {}
+    scored: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    ranked: list = []
 
     def evaluate(recipe: str, kept_paths) -> dict[str, Any]:
+        key = (recipe, tuple(kept_paths))
+        if key in scored:
+            return scored[key]
         t0 = time.perf_counter()
         prepared, kept = q.calibrate(recipe, samples, kept_paths)
         cq = q.convert(prepared)
         converted[recipe] = (cq, kept)
         with torch.no_grad(), torch_threads(1):
             out = per_sample(cq, calib, name)
-        m = _metrics(name, model, out, calib)
+        m = scored[key] = _metrics(name, model, out, calib)
         log(f"  {name}: {recipe}: cos {m['component']['cosine']:.5f}, end-to-end top-1 "
             f"{100 * m['end_to_end']['top1_agreement']:.1f}% cos {m['end_to_end']['cosine']:.5f} "
             f"(PT2E in PyTorch, {time.perf_counter() - t0:.1f} s)")
         return m
 
     def ranking():
-        return component_sensitivity(model, name, comp.module, q.layer_paths(), calib)
+        if not ranked:
+            ranked.append(component_sensitivity(model, name, comp.module, q.layer_paths(), calib))
+        return ranked[0]
 
     paths = q.layer_paths()
     if hint is not None:
         hint.check_layers(name, paths)
-    chosen, cands, extra = choose_recipe(evaluate, RECIPES, quant=thresholds or "int8", ranking=ranking,
-                                         n_layers=len(paths), log=log, chained=len(chain_of(model)), hint=hint)
-    return lowering_order(chosen, cands), converted, cands, extra
+    calls = []
+
+    def search(rejected: dict[str, list[str]]):
+        calls.append(1)
+        return choose_recipe(evaluate, RECIPES, quant=thresholds or "int8", ranking=ranking, n_layers=len(paths),
+                             log=log, chained=len(chain_of(model)), hint=hint if len(calls) == 1 else None,
+                             rejected=rejected)
+
+    return search, converted
 
 
 def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, names: list[str],
                  path: Path, threads: int | None, log, hint=None, thresholds: dict[str, Any] | None = None):
     """Lower the chosen recipe and check the lowered program itself on the calibration faces; if it misses
-    what the PyTorch simulation met (a kernel that computes differently), try the next recipe. A ``hint`` that
-    passed in simulation but not once lowered: the full search, as without it. ``thresholds``: the bundle's
-    end-to-end int8 thresholds (default :data:`~udc.sdk.parity.metrics.THRESHOLDS` ``["int8"]``), of which each
-    component gets its share."""
-    order, converted, cands, extra = _int8_candidates(comp, model, example, calib, backend, log, hint, thresholds)
-    sim = {c.recipe: c for c in cands}
-    margin_aware = extra["basis"].startswith("margin-aware")
-    lowered: list[dict[str, Any]] = []
-    best = None
-    for recipe in order:
-        cq, kept = converted[recipe]
+    what the PyTorch simulation met (a kernel that computes differently), try the next recipe
+    (:func:`lower_in_turn`). A ``hint`` that passed in simulation but not once lowered: the full search, as
+    without it. ``thresholds``: the bundle's end-to-end int8 thresholds (default
+    :data:`~udc.sdk.parity.metrics.THRESHOLDS` ``["int8"]``), of which each component gets its share."""
+    search, converted = _int8_search(comp, model, example, calib, backend, log, hint, thresholds)
+    chained = len(chain_of(model))
+    quant = thresholds or "int8"
+    sims: dict[str, Any] = {}
+
+    def lower_check(recipe: str, extra: dict[str, Any]) -> LoweredCheck:
+        cq, _ = converted[recipe]
         edge, et = lower(torch.export.export(cq, example, strict=False), backend, "int8")
         if backend == "coreml":  # cannot run here: trust the simulation
-            best = (recipe, edge, et, None)
-            break
+            return LoweredCheck(recipe, True, True, [], (edge, et), (True, 1.0))
         path.write_bytes(et.buffer)
         run = host_runner(path, names, threads)
         m = _metrics(comp.name, model, per_sample(run, calib, comp.name), calib)
-        ok, fails = candidate_passes(m, quant=thresholds or "int8", margin_aware=margin_aware,
-                                     chained=len(chain_of(model)))
+        margin_aware = extra["basis"].startswith("margin-aware")
+        ok, fails = candidate_passes(m, quant=quant, margin_aware=margin_aware, chained=chained)
+        alone = candidate_passes(m, quant=quant, margin_aware=margin_aware, chained=1)[0]
         if extra["basis"].startswith("best"):  # nothing passes: the lowered program must match its simulation
-            ok = m["end_to_end"]["cosine"] >= sim[recipe].metrics["end_to_end"]["cosine"] - 0.005
-        lowered.append({"recipe": recipe, "passed": ok, "failures": fails, "component": rounded(m["component"]),
-                        "end_to_end": rounded(m["end_to_end"])})
+            sim = next(c for c in sims["cands"] if c.recipe == recipe)
+            ok = m["end_to_end"]["cosine"] >= sim.metrics["end_to_end"]["cosine"] - 0.005
         log(f"  {comp.name}: {recipe} lowered: cos {m['component']['cosine']:.5f}, end-to-end top-1 "
             f"{100 * m['end_to_end']['top1_agreement']:.1f}% cos {m['end_to_end']['cosine']:.5f}"
             + ("" if ok else " -> trying the next recipe"))
-        key = (ok, m["end_to_end"]["cosine"])
-        if best is None or key > best[3]:
-            best = (recipe, edge, et, key)
-        if ok:
-            break
+        return LoweredCheck(recipe, ok, alone, fails, (edge, et), (ok, m["end_to_end"]["cosine"]), m)
+
+    def tracked(rejected):
+        chosen, cands, extra = search(rejected)
+        sims["cands"] = cands
+        return chosen, cands, extra
+
+    checks, first, cands, extra = lower_in_turn(tracked, lower_check, MAX_LOWERED, log, comp.name)
+    lowered = [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,
+                "component": rounded(c.metrics["component"]), "end_to_end": rounded(c.metrics["end_to_end"])}
+               for c in checks if c.metrics is not None]
     hinted = extra["hint"]
     if hinted is not None and hinted["passed"] and backend != "coreml" and not (lowered and lowered[-1]["passed"]):
         log(f"  {comp.name}: the recipe from {hint.source} ({hint.recipe}) missed once lowered: the full search")
@@ -198,18 +264,23 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
                                         thresholds=thresholds)
         record["recipe_hint"] = {**hinted, "lowered_check": lowered[-1] if lowered else None}
         return edge, et, record
-    recipe, edge, et, _ = best
+    best = max(checks, key=lambda c: c.score)  # the first among equals
+    recipe, (edge, et) = best.recipe, best.program
     path.write_bytes(et.buffer)
     if backend == "coreml":
         why = "chosen in the PyTorch simulation (the lowered program cannot run on this host)"
-    elif recipe == order[0] and lowered and lowered[-1]["passed"]:
+    elif recipe == first and best.passed:
         why = f"chosen on {extra['basis']}, confirmed by running the lowered program on the calibration faces"
-    elif recipe == order[0]:
+    elif best.passed:
+        why = (f"the simulation's choice {first} did not hold once lowered; {recipe}, chosen next on "
+               f"{extra['basis']}, held once lowered")
+    elif recipe == first:
         why = (f"chosen on {extra['basis']}; its lowered program missed the check on the calibration faces and no "
-               f"other recipe lowered (at most {MAX_LOWERED}, only simulation passes) did better, so it is kept: "
+               f"other recipe lowered (at most {MAX_LOWERED}: simulation passes, and past a lowered program that "
+               "misses the bundle's thresholds by itself, the search's next choice) did better, so it is kept: "
                "the bundle's parity report says how it does end to end")
     else:
-        why = (f"the simulation's choice {order[0]} did not hold once lowered; {recipe} is the best lowered "
+        why = (f"the simulation's choice {first} did not hold once lowered; {recipe} is the best lowered "
                "program")
     record = {
         "recipe": recipe,
