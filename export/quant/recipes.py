@@ -54,17 +54,17 @@ RECIPES = ("all-int8", "gemm-int8", "gemm-int8-ends-float")
 #: is still scored on all the calibration faces.
 RANK_FACES = 32
 
+#: What each recipe asks the quantizer for. What it then stores in int8 reaches further (the quantizer also takes
+#: ops that read an int8 result directly, e.g. a layer norm's first mean after an int8 conv): the manifest's
+#: ``op_precision`` and ``float_kept`` are measured on the converted graph (:func:`op_precision`).
 RECIPE_DESCRIPTIONS = {
-    "all-int8": "every op the quantizer supports in int8 (linear, conv, residual adds, muls, concatenations)",
-    "gemm-int8": "linear and conv in int8; residual adds, muls, concatenations, layer norms and softmax inputs float",
+    "all-int8": "every op the backend's quantizer supports in int8 (XNNPACK: linear, conv, residual adds, muls, "
+                "concatenations, the layer norms' arithmetic; ONNX Runtime QDQ: its own list, e.g. MatMul but not Add)",
+    "gemm-int8": "linear and conv in int8; residual adds, muls, concatenations, layer norms and softmax inputs asked "
+                 "float (an op reading an int8 conv output directly may still be stored in int8: op_precision)",
     "gemm-int8-ends-float": "as gemm-int8, with the first and last linear/conv layer float "
                             "(input embedding and final projection)",
 }
-
-#: What stays float under each recipe (besides ops no int8 recipe touches: layer norm, softmax,
-#: attention matmuls, GELU/sigmoid, reductions).
-ALWAYS_FLOAT = ["layer_norm / channel layer norm", "softmax and its inputs", "activation x activation matmuls",
-                "GELU / sigmoid / exp", "L2 normalisation"]
 
 GEMM_TARGETS = {
     aten.linear.default, aten.conv1d.default, aten.conv2d.default, aten.conv2d.padding,
@@ -122,11 +122,68 @@ def recipe_filter(recipe: str, gm: torch.fx.GraphModule, kept_paths: Iterable[st
     return keep, sorted({module_path(n) for n in kept})
 
 
-def float_kept(recipe: str, kept_layers: Sequence[str]) -> list[str]:
-    """Human-readable list of what a recipe leaves in float (for the manifest)."""
-    out = list(ALWAYS_FLOAT)
-    if recipe != "all-int8":
-        out = ["residual adds", "Z-modulation / gating muls", "concatenations"] + out
+#: Ops that only move or view data: left out of :func:`op_precision` (they carry whatever precision they are given).
+_MOVES = {"view", "reshape", "_unsafe_view", "permute", "transpose", "t", "slice", "select", "unsqueeze", "squeeze",
+          "expand", "clone", "contiguous", "_to_copy", "flatten", "unflatten", "alias", "detach", "split",
+          "split_with_sizes", "chunk", "unbind", "index", "full", "full_like", "ones", "zeros", "zeros_like",
+          "ones_like", "arange", "scalar_tensor", "lift_fresh_copy"}
+
+
+#: Activations the int8 kernels fuse into the op before them (conv / linear + relu ...): the pair counts as int8.
+_FUSED_ACTS = {"relu", "relu_", "hardtanh", "hardtanh_", "clamp", "leaky_relu", "leaky_relu_"}
+
+
+def _is_q(node, kind: str) -> bool:
+    """``kind`` "quantize" or "dequantize": a ``quantized_decomposed`` (de)quantize node."""
+    return (isinstance(node, torch.fx.Node) and node.op == "call_function"
+            and str(node.target).startswith(f"quantized_decomposed.{kind}_per"))
+
+
+def _op_name(n: torch.fx.Node) -> str | None:
+    if n.op != "call_function" or not isinstance(n.target, torch._ops.OpOverload) or n.target.namespace != "aten":
+        return None
+    return n.target._schema.name.split("::")[-1]
+
+
+def op_precision(gm: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
+    """Which ops of a converted PT2E graph are int8, counted per aten op: ``{op: {"int8": n, "float": m}}``.
+
+    An op counts as int8 when every activation it reads comes from a ``dequantize`` (weights and biases may be
+    float: the lowering quantizes them) and everything that reads it is a ``quantize`` (its result is stored in
+    int8), or it is an activation (relu, clamp, ...) fused between such an op and its ``quantize``. The kernel may
+    still compute in float between the two (XNNPACK then converts on each side); the values it passes on are int8
+    either way. Otherwise it counts as float. Ops that only move data (views, permutes, slices, constants:
+    ``_MOVES``) are left out. Measured, not stated per recipe, because the quantizer reaches further than the
+    recipe names say: on the ``mobile`` UDCformer, all-int8 stores the layer norms' means, subtractions, products
+    and rsqrt in int8, and gemm-int8 stores 9 of its 16 GELUs in int8 (those between two int8 convolutions)."""
+    def to_q(n: torch.fx.Node) -> bool:
+        return bool(n.users) and all(_is_q(u, "quantize") for u in n.users)
+
+    int8: set[torch.fx.Node] = set()
+    out: dict[str, dict[str, int]] = {}
+    for n in gm.graph.nodes:
+        name = _op_name(n)
+        if name is None or name in _MOVES:
+            continue
+        acts = [a for a in torch.utils._pytree.tree_leaves((n.args, n.kwargs))
+                if isinstance(a, torch.fx.Node) and a.op == "call_function"]
+        if name in _FUSED_ACTS and len(acts) == 1 and acts[0] in int8:
+            is8 = True  # counted with its producer below
+        else:
+            fused = len(n.users) == 1 and _op_name(next(iter(n.users))) in _FUSED_ACTS and to_q(next(iter(n.users)))
+            is8 = bool(acts) and all(_is_q(a, "dequantize") for a in acts) and (to_q(n) or fused)
+        if is8:
+            int8.add(n)
+        row = out.setdefault(name, {"int8": 0, "float": 0})
+        row["int8" if is8 else "float"] += 1
+    return dict(sorted(out.items()))
+
+
+def measured_float_kept(gm: torch.fx.GraphModule, kept_layers: Sequence[str]) -> list[str]:
+    """The manifest's ``float_kept`` from the converted graph itself (:func:`op_precision`): each op that computes in
+    float at least once, with how many of its uses, then the layers the recipe kept float."""
+    ops = op_precision(gm)
+    out = [f"{op} ({c['float']} of {c['int8'] + c['float']})" for op, c in ops.items() if c["float"]]
     return out + [f"layer {k}" for k in kept_layers]
 
 

@@ -33,7 +33,8 @@ from ..quant.recipes import (
     choose_recipe,
     component_sensitivity,
     describe,
-    float_kept,
+    measured_float_kept,
+    op_precision,
 )
 from ..quant.threads import torch_threads
 from ..reference import ReferenceIO, downstream_logits, per_sample
@@ -133,9 +134,10 @@ def lower_in_turn(search: Callable[[dict[str, list[str]]], tuple[str | None, lis
     (:func:`lowering_order`); then, if the last lowered program missed even the bundle's *whole* thresholds by
     itself (so the bundle cannot meet them, whatever the other components do), the search goes on in simulation
     past the recipes that missed once lowered (``search(rejected)``, :func:`udc.export.quant.recipes.choose_recipe`)
-    and its next choice is lowered if it passes there (not a best-cosine fallback). A lowered program that misses only its share is kept when nothing else passed,
-    as before: the others may use less than theirs, and the bundle's parity check says. A hinted choice that
-    misses once lowered is not searched past here (the caller runs the full search without the hint).
+    and its next choice is lowered if it passes there (not a best-cosine fallback). A lowered program that misses
+    only its share is kept when nothing else passed, as before: the others may use less than theirs, and the
+    bundle's parity check says. A hinted choice that misses once lowered is not searched past here (the caller
+    runs the full search without the hint).
 
     Returns ``(checks in order, the first choice, the last search's candidates, its extra)``."""
     rejected: dict[str, list[str]] = {}
@@ -248,9 +250,12 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
             + ("" if ok else " -> trying the next recipe"))
         return LoweredCheck(recipe, ok, alone, fails, (edge, et), (ok, m["end_to_end"]["cosine"]), m)
 
+    basis_of: dict[str, str] = {}  # each chosen recipe -> the basis it was chosen on
+
     def tracked(rejected):
         chosen, cands, extra = search(rejected)
         sims["cands"] = cands
+        basis_of.setdefault(chosen, extra["basis"])
         return chosen, cands, extra
 
     checks, first, cands, extra = lower_in_turn(tracked, lower_check, MAX_LOWERED, log, comp.name)
@@ -267,15 +272,16 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     best = max(checks, key=lambda c: c.score)  # the first among equals
     recipe, (edge, et) = best.recipe, best.program
     path.write_bytes(et.buffer)
+    basis = basis_of.get(recipe, extra["basis"])
     if backend == "coreml":
         why = "chosen in the PyTorch simulation (the lowered program cannot run on this host)"
     elif recipe == first and best.passed:
-        why = f"chosen on {extra['basis']}, confirmed by running the lowered program on the calibration faces"
+        why = f"chosen on {basis}, confirmed by running the lowered program on the calibration faces"
     elif best.passed:
-        why = (f"the simulation's choice {first} did not hold once lowered; {recipe}, chosen next on "
-               f"{extra['basis']}, held once lowered")
+        why = (f"the simulation's choice {first} did not hold once lowered; {recipe}, chosen next on {basis}, "
+               "held once lowered")
     elif recipe == first:
-        why = (f"chosen on {extra['basis']}; its lowered program missed the check on the calibration faces and no "
+        why = (f"chosen on {basis}; its lowered program missed the check on the calibration faces and no "
                f"other recipe lowered (at most {MAX_LOWERED}: simulation passes, and past a lowered program that "
                "misses the bundle's thresholds by itself, the search's next choice) did better, so it is kept: "
                "the bundle's parity report says how it does end to end")
@@ -285,8 +291,9 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     record = {
         "recipe": recipe,
         "description": describe(recipe),
-        "float_kept": float_kept(recipe, converted[recipe][1]),
-        "basis": extra["basis"],
+        "float_kept": measured_float_kept(*converted[recipe]),
+        "op_precision": op_precision(converted[recipe][0]),
+        "basis": basis,
         "sensitivity_ranking": extra["ranking"],
         "sensitivity_faces": None if extra["ranking"] is None else min(RANK_FACES, len(calib)),
         "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,

@@ -25,7 +25,7 @@ from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
 from ..artifact import Artifact, host_runner, tensor_spec
-from ..quant.recipes import RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe, float_kept
+from ..quant.recipes import RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -141,6 +141,38 @@ def quantize(fp32_path: Path, out_path: Path, ref: ReferenceIO, comp: Component,
     return kept
 
 
+#: ONNX ops that only move or view data: left out of :func:`onnx_op_precision`.
+_ONNX_MOVES = {"Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze", "Flatten", "Split", "Gather",
+               "Identity", "Shape", "Constant", "ConstantOfShape", "Expand", "Cast", "Tile", "Pad"}
+
+
+def onnx_op_precision(path: Path) -> dict[str, dict[str, int]]:
+    """What a QDQ ``.onnx`` stores in int8, per op type, by the rule of
+    :func:`udc.export.quant.recipes.op_precision`: an op is int8 when every activation it reads (inputs that are not
+    initializers) comes from a ``DequantizeLinear`` and every consumer is a ``QuantizeLinear``."""
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    out: dict[str, dict[str, int]] = {}
+    for n in g.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type in _ONNX_MOVES:
+            continue
+        acts = [i for i in n.input if i and i not in inits and i in producer
+                and producer[i].op_type != "Constant"]
+        users = [u for o in n.output for u in consumers.get(o, [])]
+        int8 = (bool(acts) and all(producer[i].op_type == "DequantizeLinear" for i in acts)
+                and bool(users) and all(u.op_type == "QuantizeLinear" for u in users))
+        row = out.setdefault(n.op_type, {"int8": 0, "float": 0})
+        row["int8" if int8 else "float"] += 1
+    return dict(sorted(out.items()))
+
+
 def export_component(comp: Component, model, quant: str, out_dir: Path, calib: ReferenceIO | None,
                      threads: int | None = 2, log=lambda s: None, hint=None,
                      thresholds: dict[str, Any] | None = None) -> Artifact:
@@ -186,11 +218,14 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
                                                  n_layers=len(paths), log=log, chained=len(chain_of(model)),
                                                  hint=hint)
             path.write_bytes((Path(tmp) / f"{chosen}.onnx").read_bytes())
+            census = onnx_op_precision(path)
         qrecord.update({
             "recipe": chosen, "description": describe(chosen),
             "scheme": "onnxruntime quantize_static, QDQ, int8 symmetric per-channel weights, int8 symmetric "
                       "per-tensor activations (MinMax calibration)",
-            "float_kept": float_kept(chosen, kept_by[chosen]),
+            "float_kept": [f"{op} ({c['float']} of {c['int8'] + c['float']})" for op, c in census.items()
+                           if c["float"]] + [f"layer {k}" for k in kept_by[chosen]],
+            "op_precision": census,
             "sensitivity_ranking": extra["ranking"],
             "sensitivity_faces": None if extra["ranking"] is None else min(RANK_FACES, len(calib)),
             "candidates": [{"recipe": c.recipe, "passed": c.passed, "failures": c.failures,

@@ -13,6 +13,8 @@ op                         rewritten as
 layer_norm (last dim)      mean / sub / mul / rsqrt / add, the means as 4-D inner-dim means
 mean.dim, sum.dim          permute the reduced dims last, view ``[1, M, K, 1]``, mean over the
                            two inner dims (XNNPACK global average pooling), view back (sum: * K)
+mean over the channels     (when lowering, after int8 quantization) a 1x1 conv with a constant
+of a 4-D map               ``1/C`` weight: no transposes around it in XNNPACK's channels-last
 select.int                 slice of width 1 + view
 split / chunk              one slice per piece
 expand to the same shape   view (a no-op: batch 1 everywhere on device)
@@ -58,13 +60,34 @@ def _mean_inner(x: torch.Tensor, dims: list[int], keepdim: bool) -> torch.Tensor
     return aten.view.default(y, out)
 
 
+def _channel_mean(x, dims, keepdim) -> bool:
+    """A mean over the channels of a ``[B, C, H, W]`` map, keeping the dim (the channel LayerNorm's two means)."""
+    return x.dim() == 4 and _norm_dims(dims, 4) == [1] and bool(keepdim) and x.shape[1] > 1
+
+
 def _mean_dim(x, dims=None, keepdim=False, *, dtype=None):
     if dtype is not None or not x.is_floating_point():
         return NotImplemented
     d = _norm_dims(dims, x.dim())
     if x.dim() == 4 and d == [2, 3] and keepdim:
         return NotImplemented  # already XNNPACK's global average pooling
+    if _channel_mean(x, dims, keepdim):
+        return NotImplemented  # left for the lowering (_mean_dim_lowered), after the int8 quantizer
     return _mean_inner(x, d, bool(keepdim))
+
+
+def _mean_dim_lowered(x, dims=None, keepdim=False, *, dtype=None):
+    """As :func:`_mean_dim`, and a channel mean of a 4-D map as a 1x1 convolution with a constant ``1/C`` weight
+    ``[1, C, 1, 1]``. XNNPACK runs the map channels-last, so a mean over the channels as an inner-dim mean needs a
+    transpose on each side (measured on the ``mobile`` UDCformer: 128 of its 353 transpose operators); the
+    convolution reads channels-last directly (fp32 UDCformer 6.30-6.46 -> 6.05 ms, docs/measured-facts.md).
+    Applied only when lowering, after PT2E: the int8 quantizer never sees the convolution, so the channel
+    LayerNorm stays float as every int8 recipe says."""
+    if dtype is None and x.is_floating_point() and _channel_mean(x, dims, keepdim):
+        c = x.shape[1]
+        w = aten.full.default([1, c, 1, 1], 1.0 / c, dtype=x.dtype, device=x.device)  # folded into a constant
+        return aten.conv2d.default(x, w)
+    return _mean_dim(x, dims, keepdim, dtype=dtype)
 
 
 def _sum_dim(x, dims=None, keepdim=False, *, dtype=None):
@@ -160,6 +183,9 @@ REWRITTEN = {
 }
 
 
+#: The lowering's table: the rewrites above, and channel means as 1x1 convolutions (:func:`_mean_dim_lowered`).
+LOWERING: dict[torch._ops.OpOverload, Callable] = {**DECOMPOSITIONS, aten.mean.dim: _mean_dim_lowered}
+
 _KEEP_NAMESPACES = {"quantized_decomposed", "torchao"}
 
 
@@ -233,5 +259,5 @@ def decompose(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
 
 
 def for_xnnpack(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
-    """The rewrites above, then constant folding: an ExportedProgram XNNPACK takes whole."""
-    return fold_constants(decompose(ep))
+    """The lowering's rewrites (:data:`LOWERING`), then constant folding: an ExportedProgram XNNPACK takes whole."""
+    return fold_constants(ep.run_decompositions(LOWERING))
