@@ -258,8 +258,7 @@ class Lowering:
         self.order.append(recipe)
         share, alone = self.verdicts[recipe]
         m = metrics(cos=1.0 if share else 0.99)
-        return LoweredCheck(recipe, share, alone, [] if share else [f"{recipe} lowered: miss"], recipe,
-                            (share, m["end_to_end"]["cosine"]), m)
+        return LoweredCheck(recipe, share, alone, [] if share else [f"{recipe} lowered: miss"], recipe, m)
 
 
 def _search(table, ranked=LAYERS, quant="int8"):
@@ -348,7 +347,7 @@ def test_lower_in_turn_a_nan_lowered_score_searches_on():
     def low(recipe, extra):
         m = nan if recipe == R0 else PASS
         share, alone = cp(m)[0], cp(m, chained=1)[0]
-        return LoweredCheck(recipe, share, alone, cp(m)[1], recipe, (share, m["end_to_end"]["cosine"]), m)
+        return LoweredCheck(recipe, share, alone, cp(m)[1], recipe, m)
 
     search, _, _ = _search({(R0, ()): PASS, (R1, ()): PASS})
     checks, _, _, _ = lower_in_turn(search, low, limit=2)

@@ -179,12 +179,16 @@ def op_precision(gm: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
-def measured_float_kept(gm: torch.fx.GraphModule, kept_layers: Sequence[str]) -> list[str]:
-    """The manifest's ``float_kept`` from the converted graph itself (:func:`op_precision`): each op that computes in
-    float at least once, with how many of its uses, then the layers the recipe kept float."""
-    ops = op_precision(gm)
-    out = [f"{op} ({c['float']} of {c['int8'] + c['float']})" for op, c in ops.items() if c["float"]]
+def float_kept_list(census: dict[str, dict[str, int]], kept_layers: Sequence[str]) -> list[str]:
+    """The manifest's ``float_kept`` from an op census (:func:`op_precision`, ONNX's ``onnx_op_precision``): each op
+    that is float at least once, with how many of its uses, then the layers the recipe kept float."""
+    out = [f"{op} ({c['float']} of {c['int8'] + c['float']})" for op, c in census.items() if c["float"]]
     return out + [f"layer {k}" for k in kept_layers]
+
+
+def measured_float_kept(gm: torch.fx.GraphModule, kept_layers: Sequence[str]) -> list[str]:
+    """:func:`float_kept_list` of a converted PT2E graph."""
+    return float_kept_list(op_precision(gm), kept_layers)
 
 
 def _graph(module: torch.nn.Module, example: tuple, rewrite) -> torch.fx.GraphModule:

@@ -123,8 +123,12 @@ class LoweredCheck:
     alone: bool  # met the bundle's whole thresholds by itself (the other components at float)
     failures: list[str]
     program: Any = None  # what lowering made (kept for the best one)
-    score: tuple = ()  # (passed, end-to-end cosine): the best lowered program has the largest
     metrics: dict[str, Any] | None = None  # its scores (None: not run here, Core ML)
+
+    @property
+    def score(self) -> tuple[bool, float]:
+        """``(passed, end-to-end cosine)``: the best lowered program has the largest (not run here: cosine 1)."""
+        return self.passed, 1.0 if self.metrics is None else self.metrics["end_to_end"]["cosine"]
 
 
 def lower_in_turn(search: Callable[[dict[str, list[str]]], tuple[str | None, list, dict[str, Any]]],
@@ -235,7 +239,7 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         cq, _ = converted[recipe]
         edge, et = lower(torch.export.export(cq, example, strict=False), backend, "int8")
         if backend == "coreml":  # cannot run here: trust the simulation
-            return LoweredCheck(recipe, True, True, [], (edge, et), (True, 1.0))
+            return LoweredCheck(recipe, True, True, [], (edge, et))
         path.write_bytes(et.buffer)
         run = host_runner(path, names, threads)
         m = _metrics(comp.name, model, per_sample(run, calib, comp.name), calib)
@@ -248,7 +252,7 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         log(f"  {comp.name}: {recipe} lowered: cos {m['component']['cosine']:.5f}, end-to-end top-1 "
             f"{100 * m['end_to_end']['top1_agreement']:.1f}% cos {m['end_to_end']['cosine']:.5f}"
             + ("" if ok else " -> trying the next recipe"))
-        return LoweredCheck(recipe, ok, alone, fails, (edge, et), (ok, m["end_to_end"]["cosine"]), m)
+        return LoweredCheck(recipe, ok, alone, fails, (edge, et), m)
 
     basis_of: dict[str, str] = {}  # each chosen recipe -> the basis it was chosen on
 

@@ -25,7 +25,9 @@ from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
 from ..artifact import Artifact, host_runner, tensor_spec
-from ..quant.recipes import RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe
+from ..quant.recipes import (
+    RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe, float_kept_list,
+)
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -223,8 +225,7 @@ def export_component(comp: Component, model, quant: str, out_dir: Path, calib: R
             "recipe": chosen, "description": describe(chosen),
             "scheme": "onnxruntime quantize_static, QDQ, int8 symmetric per-channel weights, int8 symmetric "
                       "per-tensor activations (MinMax calibration)",
-            "float_kept": [f"{op} ({c['float']} of {c['int8'] + c['float']})" for op, c in census.items()
-                           if c["float"]] + [f"layer {k}" for k in kept_by[chosen]],
+            "float_kept": float_kept_list(census, kept_by[chosen]),
             "op_precision": census,
             "sensitivity_ranking": extra["ranking"],
             "sensitivity_faces": None if extra["ranking"] is None else min(RANK_FACES, len(calib)),

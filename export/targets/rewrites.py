@@ -81,8 +81,8 @@ def _mean_dim_lowered(x, dims=None, keepdim=False, *, dtype=None):
     ``[1, C, 1, 1]``. XNNPACK runs the map channels-last, so a mean over the channels as an inner-dim mean needs a
     transpose on each side (measured on the ``mobile`` UDCformer: 128 of its 353 transpose operators); the
     convolution reads channels-last directly (fp32 UDCformer 6.30-6.46 -> 6.05 ms, docs/measured-facts.md).
-    Applied only when lowering, after PT2E: the int8 quantizer never sees the convolution, so the channel
-    LayerNorm stays float as every int8 recipe says."""
+    Applied only when lowering, after PT2E: the int8 quantizer never sees the convolution; it quantized the mean it
+    replaces, or not, by its own rules (all-int8 does: the manifest's ``op_precision``)."""
     if dtype is None and x.is_floating_point() and _channel_mean(x, dims, keepdim):
         c = x.shape[1]
         w = aten.full.default([1, c, 1, 1], 1.0 / c, dtype=x.dtype, device=x.device)  # folded into a constant
