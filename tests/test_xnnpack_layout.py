@@ -4,23 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 from benchmark_scripts import load_benchmark
-from torch import nn
-
-from udc.sdk.models.lrdif.layers import ChannelLayerNorm
+from test_quant_graph import ChannelNormConv as NormBetweenConvs  # conv -> channel LayerNorm -> conv
 
 
 @pytest.fixture(scope="module")
 def layout():
     return load_benchmark("xnnpack_layout.py")
-
-
-class NormBetweenConvs(nn.Module):
-    def __init__(self, c: int = 8):
-        super().__init__()
-        self.a, self.norm, self.b = nn.Conv2d(3, c, 3, padding=1), ChannelLayerNorm(c), nn.Conv2d(c, c, 1)
-
-    def forward(self, x):
-        return self.b(self.norm(self.a(x)))
 
 
 def test_copies_are_found_and_attributed(layout):
