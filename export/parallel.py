@@ -21,11 +21,12 @@ others; the bundle's work directory then goes away with the failed export.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import traceback
 from pathlib import Path
 from typing import Any, Callable
+
+from udc.sdk.bench.host import default_threads
 
 from .artifact import Artifact
 
@@ -76,7 +77,7 @@ def export_parallel(req, backend: str, quant: str, names: list[str], root: Path,
     ctx = mp.get_context("spawn")
     todo = deque(sorted(names, key=lambda n: COST_ORDER.index(n) if n in COST_ORDER else len(COST_ORDER)))
     threads = split(req.threads, jobs)
-    total_threads = os.cpu_count() or 1
+    total_threads = default_threads()  # the CPUs this process may run on (a cpuset or taskset limits them)
     torch_threads = split(total_threads, jobs)
     busy = ctx.Value("i", jobs)  # workers still exporting: a finished worker's threads go to the others
     log(f"exporting {len(names)} components in {jobs} worker processes ({threads} runtime thread(s), "

@@ -88,3 +88,19 @@ def test_isolated_row_error_is_one_typed_line(tmp_path):
     with pytest.raises(UdcError) as e:
         bench_runtime_isolated(tmp_path / "missing.udc", "executorch", 0, 1, 1, progress=False)
     assert "\n" not in str(e.value)
+
+
+def test_default_threads_follow_the_cpu_affinity(monkeypatch):
+    """A process limited to some CPUs (cpuset, taskset) sizes its threads (bench rows, the export's workers) to
+    them, not to the host's count."""
+    import os
+
+    from udc.sdk.bench import host
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert host.default_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set())
+    assert host.default_threads() == 1  # never zero
