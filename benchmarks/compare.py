@@ -19,7 +19,8 @@ Rows (``--rows`` picks some; the reference always runs):
   a second environment, ``make litert-env`` (``--litert-python``); without it the rows say "not installed";
 * ``coreml`` rows are listed, run only on macOS;
 * ``host compute floor``: the model's MACs / the fp32 GEMM peak measured on this CPU at ``--threads`` (the faster
-  of ``torch.mm`` and XNNPACK's GEMM through ExecuTorch: torch's BLAS path is not the fastest on every CPU). An
+  of ``torch.mm`` and XNNPACK's GEMM through ExecuTorch: torch's BLAS path is not the fastest on every CPU),
+  measured before the rows and again after them, the best of those (:func:`best_peak`). An
   ExecuTorch fp32 row faster than that floor means the peak was under-measured: the fp32 target then reads
   "not measured", never "met".
 
@@ -367,6 +368,23 @@ def gemm_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 5, xnnpack: boo
             "torch_mm_gmacs": rates["torch.mm"][0], "xnnpack_gmacs": rates["xnnpack"][0] if xnnpack else None}
 
 
+def best_peak(*peaks: dict) -> dict:
+    """The fastest of several :func:`gemm_peak` measurements (a rate that is not a positive finite number never
+    wins), with every measurement's rate in ``"measured_gmacs"``. The peak is measured before the rows and again
+    after them: a slow moment of a shared host at one of the two can no longer lower the floor, and with it make
+    the fp32 target easier (measured 2026-12-03: 154.7 GMAC/s at one run's start on a host type that measured
+    194-201 the day before)."""
+    if not peaks:
+        raise ValueError("best_peak needs at least one measurement")
+    rates = [_num(p.get("gmacs")) for p in peaks]
+    ok = [(r, i) for i, r in enumerate(rates) if r is not None and r > 0]
+    best = dict(peaks[max(ok)[1]] if ok else peaks[0])
+    if not ok:
+        best.update({"gmacs": float("nan"), "gflops": float("nan")})
+    best["measured_gmacs"] = [p.get("gmacs") for p in peaks]
+    return best
+
+
 def compute_floor_ms(macs: float, gmacs: float) -> float:
     """Milliseconds the model's MACs take at the measured GEMM peak; refuses what cannot be a floor."""
     if not (macs and macs > 0 and math.isfinite(macs)):
@@ -706,7 +724,9 @@ def peak_by(peak: dict) -> str:
         return ""
     parts = [f"{k} {peak[v]:.1f}" for k, v in (("torch.mm", "torch_mm_gmacs"), ("XNNPACK", "xnnpack_gmacs"))
              if _num(peak.get(v)) is not None]
-    return f", {peak['by']}" + (f"; {', '.join(parts)} GMAC/s" if len(parts) > 1 else "")
+    runs = [g for g in peak.get("measured_gmacs") or [] if _num(g) is not None]
+    seen = f"; best of {len(runs)} measurements: {' / '.join(f'{g:.1f}' for g in runs)}" if len(runs) > 1 else ""
+    return f", {peak['by']}" + (f"; {', '.join(parts)} GMAC/s" if len(parts) > 1 else "") + seen
 
 
 def format_tables(report: dict) -> str:
@@ -804,7 +824,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"[host] fp32 GEMM peak at {args.threads} thread(s) ...", file=sys.stderr, flush=True)
-    peak = gemm_peak(args.threads, sizes=tuple(int(v) for v in args.gemm_sizes.split(",") if v.strip()))
+    gemm_sizes = tuple(int(v) for v in args.gemm_sizes.split(",") if v.strip())
+    peaks = [gemm_peak(args.threads, sizes=gemm_sizes)]  # and again after each model's rows: best_peak
+    peak = best_peak(*peaks)
     models = [] if args.only_ddamfn else [("lrdif", args.config, args.checkpoint)]
     if args.ddamfn:
         models.append(("ddamfn", args.ddamfn, args.ddamfn_checkpoint))
@@ -830,6 +852,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None)
         if args.export_only:
             continue
+        print(f"[host] fp32 GEMM peak at {args.threads} thread(s), again after the rows ...", file=sys.stderr,
+              flush=True)
+        peaks.append(gemm_peak(args.threads, sizes=gemm_sizes))
+        peak = best_peak(*peaks)
         ref_p50 = _num(rows[0]["p50_ms"])
         try:
             fl = compute_floor_ms(macs, peak["gmacs"])

@@ -61,6 +61,27 @@ def test_gemm_peak_and_floor(cmp):
         cmp.gemm_peak(0)
 
 
+def test_best_peak_takes_the_fastest_measurement_and_fails_closed(cmp):
+    """The floor's peak is measured before and after the rows: the faster wins, both are shown; a NaN, zero or
+    infinite rate never wins, and no valid rate leaves no floor (the fp32 target then reads not measured)."""
+    start = {"gmacs": 154.7, "gflops": 309.4, "size": 1024, "by": "xnnpack", "threads": 2,
+             "torch_mm_gmacs": 103.8, "xnnpack_gmacs": 154.7}
+    end = dict(start, gmacs=199.0, gflops=398.0, xnnpack_gmacs=199.0)
+    best = cmp.best_peak(start, end)
+    assert best["gmacs"] == 199.0 and best["measured_gmacs"] == [154.7, 199.0]
+    assert "best of 2 measurements: 154.7 / 199.0" in cmp.peak_by(best)
+    assert cmp.best_peak(end, start)["gmacs"] == 199.0
+    for bad in (float("nan"), float("inf"), 0.0, None):
+        assert cmp.best_peak(start, dict(end, gmacs=bad))["gmacs"] == 154.7
+    none = cmp.best_peak(dict(start, gmacs=float("nan")), dict(end, gmacs=0.0))
+    assert math.isnan(none["gmacs"])
+    with pytest.raises(ValueError):
+        cmp.compute_floor_ms(1e9, none["gmacs"])
+    with pytest.raises(ValueError):
+        cmp.best_peak()
+    assert "best of" not in cmp.peak_by(cmp.best_peak(start))  # one measurement: nothing to say
+
+
 @pytest.mark.parametrize("macs,gmacs", [(0, 10.0), (float("nan"), 10.0), (1e9, 0.0), (1e9, float("nan")),
                                         (None, 10.0), (1e9, float("inf"))])
 def test_compute_floor_refuses_what_is_not_a_floor(cmp, macs, gmacs):
