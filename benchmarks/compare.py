@@ -826,7 +826,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[host] fp32 GEMM peak at {args.threads} thread(s) ...", file=sys.stderr, flush=True)
     gemm_sizes = tuple(int(v) for v in args.gemm_sizes.split(",") if v.strip())
     peaks = [gemm_peak(args.threads, sizes=gemm_sizes)]  # and again after each model's rows: best_peak
-    peak = best_peak(*peaks)
     models = [] if args.only_ddamfn else [("lrdif", args.config, args.checkpoint)]
     if args.ddamfn:
         models.append(("ddamfn", args.ddamfn, args.ddamfn_checkpoint))
@@ -855,18 +854,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[host] fp32 GEMM peak at {args.threads} thread(s), again after the rows ...", file=sys.stderr,
               flush=True)
         peaks.append(gemm_peak(args.threads, sizes=gemm_sizes))
-        peak = best_peak(*peaks)
-        ref_p50 = _num(rows[0]["p50_ms"])
-        try:
-            fl = compute_floor_ms(macs, peak["gmacs"])
-        except ValueError:
-            fl = None
-        rows.append(floor_row(family, fl, peak, ref_p50))
         tables.append({"family": family, "config": config, "checkpoint": ckpt, "params": params, "macs": macs,
                        "faces": len(faces), "faces_kind": kind, "real_faces": acc is not None,
                        "accuracy_faces": (len(acc[1]) + len(acc[2])) if (acc is not None and ckpt) else 0,
-                       "accuracy_landmark_paths": acc[3] if acc is not None else None, "floor_ms": fl,
-                       "rows": rows, "checks": evaluate_targets(rows, fl, acc is not None)})
+                       "accuracy_landmark_paths": acc[3] if acc is not None else None, "rows": rows})
+    peak = best_peak(*peaks)
+    for t in tables:  # every table's floor from the same peak, the one in the title
+        try:
+            fl = compute_floor_ms(t["macs"], peak["gmacs"])
+        except ValueError:
+            fl = None
+        t["rows"].append(floor_row(t["family"], fl, peak, _num(t["rows"][0]["p50_ms"])))
+        t.update({"floor_ms": fl, "checks": evaluate_targets(t["rows"], fl, t["real_faces"])})
     report = {"host": host_info(args.threads), "gemm_peak": peak, "threads": args.threads, "seed": args.seed,
               "warmup": args.warmup, "iters": args.iters, "repeats": getattr(args, "repeats", 1), "tables": tables}
     if args.json:
