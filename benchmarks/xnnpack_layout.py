@@ -29,6 +29,10 @@ from typing import Iterable
 
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 
+from udc.export.quant.recipes import module_path  # noqa: E402 - after the torchao switch above
+
+#: (De)quantize ops by name: in the edge dialect the backend sees, their targets print as ``<EdgeOpOverload: ...>``,
+#: which ``export.quant.recipes._is_q`` (written for the PT2E graph's ``quantized_decomposed.*`` names) misses.
 _QDQ = ("quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel")
 
 
@@ -53,12 +57,9 @@ def module_of(node) -> str:
     """The innermost model module that made ``node`` (block indices as ``N``), ``input`` for an input/constant."""
     if node.op == "placeholder":
         return "input"
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
+    if not node.meta.get("nn_module_stack"):
         return "?"
-    path = list(stack.values())[-1][0]
-    path = path.replace("L['self'].", "").replace("L__self___", "")
-    return re.sub(r"\.\d+(?=\.|$)", ".N", path) or "(top)"
+    return re.sub(r"\.\d+(?=\.|$)", ".N", module_path(node)) or "(top)"
 
 
 def layout_copies(graphs: Iterable) -> list[dict]:
