@@ -28,6 +28,7 @@ from ..models.registry import manifest_family
 from ..errors import UdcError
 from .metrics import MIN_FACES, check, compare, rounded, thresholds_for
 from .data import Faces, noise
+from ..runtime.preprocess import normalize_crops
 from ..runtime.runners import resolve_runtime
 
 LOGITS = LOGIT_COMPONENTS
@@ -67,12 +68,9 @@ def model_inputs(bundle: Bundle, faces: Faces, seed: int = 0) -> dict[str, np.nd
     """``image [N,3,S,S]``, ``landmarks [N,68,2]``, ``noise [N,C]`` with the manifest's preprocessing (a DDAMFN
     bundle has no diffusion section: ``noise`` is ``[N, 0]``, and its chain reads only ``image``)."""
     pre = bundle.manifest["preprocessing"]
-    mean = np.asarray(pre["mean"], np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(pre["std"], np.float32).reshape(1, 3, 1, 1)
-    x = faces.crops.astype(np.float32).transpose(0, 3, 1, 2) * np.float32(pre.get("scale", 1 / 255))
     diffusion = bundle.manifest.get("diffusion")
     dim = int(diffusion["noise"]["shape"][-1]) if diffusion else 0
-    return {"image": np.ascontiguousarray((x - mean) / std, np.float32),
+    return {"image": normalize_crops(faces.crops, pre.get("scale", 1 / 255), pre["mean"], pre["std"]),
             "landmarks": np.ascontiguousarray(faces.landmarks, np.float32),
             "noise": noise(len(faces), dim, seed)}
 

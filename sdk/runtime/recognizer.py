@@ -36,6 +36,7 @@ from ..errors import NoFaceError
 from ..faces.align import align_face, check_landmarks
 from ..faces.images import ImageInput, load_image
 from ..models.registry import manifest_family
+from .preprocess import normalize_crops
 from .runners import resolve_runtime
 
 
@@ -153,8 +154,7 @@ class Recognizer:
     # ------------------------------------------------------------------------------------ model
     def preprocess(self, crop: np.ndarray) -> np.ndarray:
         """uint8 ``[S,S,3]`` aligned crop -> ``[1,3,S,S]`` float32 with the manifest's scale/mean/std."""
-        x = crop.astype(np.float32)[None].transpose(0, 3, 1, 2) * np.float32(self.scale)
-        return np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
+        return normalize_crops(crop, self.scale, self.mean, self.std)
 
     def run_model(self, crop: np.ndarray, landmarks_crop: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """``(logits [K], timings)`` for one aligned crop and its 68 landmarks in crop units."""
