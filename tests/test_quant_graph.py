@@ -122,3 +122,73 @@ def test_op_precision_fails_closed_on_a_float_graph_and_an_empty_one():
     census = op_precision(gm)
     assert census and all(c["int8"] == 0 and c["float"] > 0 for c in census.values()), census
     assert measured_float_kept(gm, []) and op_precision(torch.fx.symbolic_trace(nn.Identity())) == {}
+
+
+# ------------------------------------------------------------------------------------------ patch embedding
+class PatchEmbed(nn.Module):
+    """A ViT patch embedding as CLIP writes it: conv (kernel = stride) -> tokens ``[B, L, W]``."""
+
+    def __init__(self, k: int = 8, c: int = 3, w: int = 16, bias: bool = True, **conv):
+        super().__init__()
+        self.conv = nn.Conv2d(c, w, k, **({"stride": k} | conv), bias=bias)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.reshape(y.shape[0], y.shape[1], -1).transpose(1, 2)
+
+
+def test_patch_embedding_conv_becomes_a_linear_layer():
+    """kernel = stride >= 8, no padding: patchify + one linear layer with the kernel as its weight (folded into a
+    constant when lowering), the same numbers as the conv, in fp32 and through the int8 quantizer."""
+    from udc.export.quant.recipes import op_precision
+    from udc.export.targets import rewrites
+
+    torch.manual_seed(0)
+    m = PatchEmbed().eval()
+    x = torch.randn(1, 3, 32, 48)  # 4 x 6 patches: rows and columns are not interchangeable
+    ref = m(x)
+    ep = rewrites.decompose(torch.export.export(m, (x,), strict=False))
+    assert not any("conv" in o for o in _ops(ep)) and sum("linear" in o for o in _ops(ep)) == 1, _ops(ep)
+    y = ep.module()(x)
+    assert y.shape == ref.shape == (1, 24, 16) and torch.allclose(y, ref, atol=1e-5), float((y - ref).abs().max())
+    low = rewrites.for_xnnpack(torch.export.export(m, (x,), strict=False))
+    assert any(isinstance(v, torch.Tensor) and v.shape == (16, 192) for v in low.constants.values())
+    assert torch.allclose(low.module()(x), ref, atol=1e-5)
+    cq, _ = _converted("gemm-int8", m, (x,))
+    census = op_precision(cq)
+    assert census.get("linear") == {"int8": 1, "float": 0} and "conv2d" not in census, census
+    yq = cq(x)
+    assert torch.isfinite(yq).all() and torch.nn.functional.cosine_similarity(yq.flatten(), ref.flatten(), 0) > 0.99
+
+
+def test_other_convolutions_stay_convolutions():
+    """Overlapping, padded, dilated, grouped, small-kernel or ragged-input convs are not patch embeddings."""
+    from udc.export.targets import rewrites
+
+    cases = [(PatchEmbed(k=4), (1, 3, 32, 32)),  # kernel below PATCH_LINEAR_MIN_KERNEL
+             (PatchEmbed(stride=4), (1, 3, 32, 32)),  # overlapping patches
+             (PatchEmbed(padding=1), (1, 3, 30, 30)),
+             (PatchEmbed(dilation=2, stride=8), (1, 3, 64, 64)),
+             (PatchEmbed(c=4, groups=2), (1, 4, 32, 32)),
+             (PatchEmbed(), (1, 3, 36, 32))]  # 36 is not a multiple of 8: the conv drops the last rows
+    for m, shape in cases:
+        x = torch.randn(shape)
+        ep = rewrites.decompose(torch.export.export(m.eval(), (x,), strict=False))
+        assert sum("conv2d" in o for o in _ops(ep)) == 1 and not any("linear" in o for o in _ops(ep)), (m, _ops(ep))
+        assert torch.allclose(ep.module()(x), m(x), atol=1e-5)
+
+
+def test_lowered_patch_embedding_runs_whole_in_xnnpack():
+    from executorch.runtime import Runtime
+
+    from udc.export.targets.executorch_export import lower
+
+    torch.manual_seed(0)
+    m = PatchEmbed(k=16, w=32).eval()
+    x = torch.randn(1, 3, 64, 32)
+    edge, et = lower(torch.export.export(m, (x,), strict=False), "xnnpack", "fp32")
+    left = [str(n.target) for n in edge.exported_program().graph_module.graph.nodes if n.op == "call_function"
+            and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)]
+    assert left == [], left
+    out = Runtime.get().load_program(et.buffer).load_method("forward").execute([x])[0]
+    assert torch.allclose(out, m(x), atol=1e-5), float((out - m(x)).abs().max())

@@ -19,6 +19,10 @@ select.int                 slice of width 1 + view
 split / chunk              one slice per piece
 expand to the same shape   view (a no-op: batch 1 everywhere on device)
 matmul, rank 4 / 2x3       view to rank 3 + bmm + view, or a linear layer (no expands)
+patch embedding conv       (kernel = stride >= 8, no padding) patchify (view + permute) + a linear
+                           layer with the kernel as its ``[O, C*k*k]`` weight: XNNPACK runs a
+                           32x32 / stride-32 convolution as an indirect GEMM at a third of its
+                           linear-layer rate (see :func:`_patch_conv`)
 full_like                  a constant (folded below)
 =========================  =====================================================================
 
@@ -152,6 +156,35 @@ def _matmul(a, b):
     return NotImplemented
 
 
+#: Smallest kernel (= stride) a patch-embedding convolution is rewritten as a linear layer for. Measured only on the
+#: ``mobile`` CLIP tower's 32x32 patches (docs/measured-facts.md); the UDCformer's 4x4 / 2x2 ones are left as they are.
+PATCH_LINEAR_MIN_KERNEL = 8
+
+
+def _pair(v) -> list[int]:
+    return [int(v)] * 2 if isinstance(v, int) else [int(a) for a in v] * (2 if len(v) == 1 else 1)
+
+
+def _patch_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """A ViT patch embedding (a conv whose kernel equals its stride: non-overlapping patches) as patchify + linear,
+    the same sums: ``y[b, o, i, j] = sum_{c,u,v} w[o, c, u, v] x[b, c, k*i + u, k*j + v]``. XNNPACK runs the conv as an
+    indirect GEMM (a pointer per kernel tap); the linear layer is its dense int8/fp32 GEMM. ``mobile`` CLIP tower
+    (224 px, 32x32 patches, 384 channels), gemm-int8, 16 interleaved rounds: 3.35 -> 3.09 ms (docs/measured-facts.md).
+    The weight's reshape reads only a parameter: the int8 quantizer observes it as the linear's weight, and the
+    lowering folds it into a constant."""
+    if x.dim() != 4 or weight.dim() != 4 or groups != 1:
+        return NotImplemented
+    o, c, kh, kw = weight.shape
+    if (_pair(stride) != [kh, kw] or any(_pair(padding)) or _pair(dilation) != [1, 1]
+            or min(kh, kw) < PATCH_LINEAR_MIN_KERNEL or x.shape[2] % kh or x.shape[3] % kw):
+        return NotImplemented
+    b, gh, gw = x.shape[0], x.shape[2] // kh, x.shape[3] // kw
+    p = aten.permute.default(aten.view.default(x, [b, c, gh, kh, gw, kw]), [0, 2, 4, 1, 3, 5])  # [B, gh, gw, C, kh, kw]
+    p = torch.reshape(p, [b, gh * gw, c * kh * kw])  # [B, L, C*kh*kw], patches in row-major order
+    y = aten.linear.default(p, aten.view.default(weight, [o, c * kh * kw]), bias)  # [B, L, O]
+    return aten.permute.default(aten.view.default(y, [b, gh, gw, o]), [0, 3, 1, 2])  # [B, O, gh, gw]
+
+
 def _full_like(x, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     return aten.full.default(list(x.shape), fill_value, dtype=dtype or x.dtype, device=x.device)
 
@@ -166,6 +199,7 @@ DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable] = {
     aten.expand.default: _expand,
     aten.matmul.default: _matmul,
     aten.full_like.default: _full_like,
+    aten.conv2d.default: _patch_conv,
 }
 
 #: Why each op the table rewrites is not delegated as it stands (shown when one still falls back).
