@@ -387,43 +387,56 @@ def test_interleaved_fuse_timing_of_a_bundle_without_a_fused_program_is_an_error
     assert set(r) == {"error"} and "compare_etdump.py failed" in r["error"], r
 
 
-# --------------------------------------------------------------------------- --repeats: the fastest process
-def _scripted_children(cmp, monkeypatch, results):
-    """``run_child`` answering from ``results`` in turn, recording the specs it was given."""
-    specs, it = [], iter(results)
-
-    def fake(spec, python=None, timeout=None):
-        specs.append(spec)
-        return dict(next(it))
-
-    monkeypatch.setattr(cmp, "run_child", fake)
-    return specs
-
-
-def test_repeats_show_the_fastest_process_and_every_p50(cmp, monkeypatch):
-    specs = _scripted_children(cmp, monkeypatch, [
-        {"p50_ms": 70.0, "p90_ms": 72.0, "peak_rss_mb": 600.0, "first_call_ms": 90.0},
-        {"p50_ms": 41.0, "p90_ms": 43.0, "peak_rss_mb": 590.0},
-        {"p50_ms": 69.0, "p90_ms": 71.0, "peak_rss_mb": 610.0}])
-    res = cmp.repeated_child({"faces": "f.npz", "kind": "sdk"}, None, 3)
+# --------------------------------------------------------------------------- --repeats: the fastest process, in turn
+def test_repeats_show_the_fastest_process_and_every_p50(cmp):
+    runs = [{"p50_ms": 70.0, "p90_ms": 72.0, "peak_rss_mb": 600.0, "first_call_ms": 90.0},
+            {"p50_ms": 41.0, "p90_ms": 43.0, "peak_rss_mb": 590.0},
+            {"p50_ms": 69.0, "p90_ms": 71.0, "peak_rss_mb": 610.0}]
+    res = cmp.combine_runs(runs, 3)
     assert (res["p50_ms"], res["p90_ms"], res["peak_rss_mb"]) == (41.0, 43.0, 610.0)
     assert res["p50_runs"] == [70.0, 41.0, 69.0] and res["first_call_ms"] == 90.0  # the faces' run's own fields
-    assert specs[0]["faces"] == "f.npz" and specs[1]["faces"] is None and specs[2]["faces"] is None  # scored once
+    assert cmp.combine_runs(runs[:1]) == runs[0]  # one process: itself
 
 
-def test_repeats_fail_closed(cmp, monkeypatch):
-    _scripted_children(cmp, monkeypatch, [{"p50_ms": 40.0, "p90_ms": 41.0}, {"error": "killed"}])
-    res = cmp.repeated_child({"faces": None}, None, 2)
+def test_repeats_take_the_rows_in_turn(cmp):
+    """Every row's 2nd process before any row's 3rd: a slow spell of the host falls on all rows alike. A row whose
+    process failed is not run again; the timing specs carry no faces (scored once, by the first process)."""
+    calls = []
+
+    def fake(spec, python=None):
+        calls.append(spec["row"])
+        return {"error": "killed"} if (spec["row"], calls.count(spec["row"])) == ("b", 1) else {"p50_ms": 1.0}
+
+    pending = {k: ({"row": k, "faces": None}, None) for k in ("a", "b", "c")}
+    out = cmp.round_robin(pending, 3, run=fake)
+    assert calls == ["a", "b", "c", "a", "c", "a", "c"], calls
+    assert [len(out[k]) for k in "abc"] == [3, 1, 3] and "error" in out["b"][0]
+    assert cmp.round_robin(pending, 0, run=fake) == {"a": [], "b": [], "c": []}  # --repeats 1: nothing more
+
+
+def test_paired_round_ratios_fail_closed(cmp):
+    assert cmp.paired_ratios({"p50_runs": [10.0, 12.0]}, {"p50_runs": [8.0, 8.0]}) == [1.25, 1.5]
+    for a, b in (([10.0, 12.0], [8.0]), ([10.0, math.nan], [8.0, 8.0]), ([], []), (None, [8.0]), ([10.0], [0.0])):
+        assert cmp.paired_ratios({"p50_runs": a}, {"p50_runs": b}) == [], (a, b)
+    rows = _rows(cmp, executorch_int8_fused={"p50_ms": 8.0, "p50_runs": [9.0, 8.0, 8.5]},
+                 litert_int8={"p50_ms": 11.0, "p50_runs": [11.0, 12.0, 11.05]})
+    line = next(c for c in cmp.evaluate_targets(rows, floor_ms=14.0, real_faces=True)
+                if c["target"].startswith("ExecuTorch int8 >= 1.2x faster"))
+    assert "per round of processes taken in turn: 1.22x / 1.50x / 1.30x (median 1.30x)" in line["measured"], line
+
+
+def test_repeats_fail_closed(cmp):
+    res = cmp.combine_runs([{"p50_ms": 40.0, "p90_ms": 41.0}, {"error": "killed"}], 2)
     assert "error" in res and "repeat 2 of 2" in res["error"]  # a failed repeat fails the row
+    assert cmp.combine_runs([{"error": "boom"}, {"p50_ms": 1.0}]) == {"error": "boom"}  # the faces' run failed
+    assert "error" in cmp.combine_runs([])  # no process: no number
+
     def int8_target_met(p50):  # the int8 speed target with both ExecuTorch int8 rows at this p50
         rows = _rows(cmp, executorch_int8={"p50_ms": p50}, executorch_int8_fused={"p50_ms": p50})
         return next(c["met"] for c in cmp.evaluate_targets(rows, floor_ms=14.0, real_faces=True)
                     if c["target"].startswith("ExecuTorch int8 >= 1.2x faster"))
 
     for bad in (math.nan, math.inf, None):  # one process without a finite p50: the row's p50 is NaN, whatever won
-        _scripted_children(cmp, monkeypatch, [{"p50_ms": 5.0, "p90_ms": 6.0}, {"p50_ms": bad, "p90_ms": 1.0}])
-        res = cmp.repeated_child({"faces": None}, None, 2)
+        res = cmp.combine_runs([{"p50_ms": 5.0, "p90_ms": 6.0}, {"p50_ms": bad, "p90_ms": 1.0}], 2)
         assert math.isnan(res["p50_ms"]) and math.isnan(res["p90_ms"])
         assert int8_target_met(5.0) and not int8_target_met(res["p50_ms"])  # 5 ms alone would have met it
-    specs = _scripted_children(cmp, monkeypatch, [{"p50_ms": 40.0}])
-    assert cmp.repeated_child({"faces": None}, None, 1) == {"p50_ms": 40.0} and len(specs) == 1  # default: one
