@@ -679,7 +679,7 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         if "error" in res:
             row["status"] = f"failed: {res['error']}"
             return
-        _, runtime, target, quant, opt = PEERS[key]
+        opt = PEERS[key][4]
         row.update({k: res.get(k) for k in ("p50_ms", "p90_ms", "sdk_overhead_pct", "peak_rss_mb")})
         if opt.get("compile"):
             row["export_s"] = round(res["first_call_ms"] / 1e3, 1) if res.get("first_call_ms") else None
