@@ -577,6 +577,26 @@ def paired_ratios(slow: dict, fast: dict) -> list[float]:
     return [x / y for x, y in zip(a, b)]
 
 
+def apply_result(row: dict, res: dict, opt: dict) -> bool:
+    """A row's combined processes (:func:`combine_runs`) into its table fields; False (the row's status says why)
+    when a process failed."""
+    if "error" in res:
+        row["status"] = f"failed: {res['error']}"
+        return False
+    row.update({k: res.get(k) for k in ("p50_ms", "p90_ms", "sdk_overhead_pct", "peak_rss_mb", "p50_runs")})
+    if opt.get("compile"):
+        row["export_s"] = round(res["first_call_ms"] / 1e3, 1) if res.get("first_call_ms") else None
+        row["notes"] = "export s = compile (first call)"
+    if res.get("ort"):
+        graphs = res["ort"].get("graphs") or {}
+        row["notes"] = "; ".join(f"{g}: {v['transformer_optimizer']}" for g, v in graphs.items()) or None
+    if res.get("p50_runs"):
+        runs = " / ".join("nan" if not isinstance(v, (int, float)) else f"{v:.2f}" for v in res["p50_runs"])
+        row["notes"] = "; ".join(x for x in (row.get("notes"), f"p50 of {len(res['p50_runs'])} processes: "
+                                             f"{runs} ms (the fastest shown; the rows' processes taken in turn)") if x)
+    return True
+
+
 def save_faces(path: Path, faces) -> Path:
     import numpy as np
 
@@ -676,22 +696,8 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         firsts[key] = (row, first, {**spec, "faces": None}, py, out_logits)
 
     def finish(key: str, row: dict, res: dict, out_logits: Path) -> None:
-        if "error" in res:
-            row["status"] = f"failed: {res['error']}"
-            return
-        opt = PEERS[key][4]
-        row.update({k: res.get(k) for k in ("p50_ms", "p90_ms", "sdk_overhead_pct", "peak_rss_mb")})
-        if opt.get("compile"):
-            row["export_s"] = round(res["first_call_ms"] / 1e3, 1) if res.get("first_call_ms") else None
-            row["notes"] = "export s = compile (first call)"
-        if res.get("ort"):
-            graphs = res["ort"].get("graphs") or {}
-            row["notes"] = "; ".join(f"{g}: {v['transformer_optimizer']}" for g, v in graphs.items()) or None
-        if res.get("p50_runs"):
-            runs = " / ".join("nan" if not isinstance(v, (int, float)) else f"{v:.2f}" for v in res["p50_runs"])
-            row["notes"] = "; ".join(x for x in (row.get("notes"), f"p50 of {len(res['p50_runs'])} processes: "
-                                                 f"{runs} ms (the fastest shown; the rows' processes taken in turn)") if x)
-        logits[key] = np.load(out_logits)
+        if apply_result(row, res, PEERS[key][4]):
+            logits[key] = np.load(out_logits)
     if getattr(args, "export_only", False):  # the bundles only (a later --reuse run benches them)
         for key in keys:
             _, runtime, target, quant, opt = PEERS[key]

@@ -425,6 +425,23 @@ def test_paired_round_ratios_fail_closed(cmp):
     assert "per round of processes taken in turn: 1.22x / 1.50x / 1.30x (median 1.30x)" in line["measured"], line
 
 
+def test_a_rows_processes_reach_its_table_fields_and_the_round_ratios(cmp):
+    """What run_rows does with a row's processes: the fastest p50, every p50 (notes and ``p50_runs``, which the int8
+    target's per-round line reads); a failed process leaves the row without numbers."""
+    rows = _rows(cmp)
+    by = {r["key"]: r for r in rows}
+    for key, p50s in (("executorch:int8:fused", [9.0, 8.0, 8.5]), ("litert:int8", [11.0, 12.0, 11.05])):
+        ok = cmp.apply_result(by[key], cmp.combine_runs([{"p50_ms": p, "p90_ms": p + 1} for p in p50s]), {})
+        assert ok and by[key]["p50_ms"] == min(p50s) and by[key]["p50_runs"] == p50s
+        assert "p50 of 3 processes" in by[key]["notes"] and "taken in turn" in by[key]["notes"]
+    line = next(c for c in cmp.evaluate_targets(rows, floor_ms=14.0, real_faces=True)
+                if c["target"].startswith("ExecuTorch int8 >= 1.2x faster"))
+    assert "per round of processes taken in turn: 1.22x / 1.50x / 1.30x" in line["measured"], line
+    row = cmp._new_row("litert:int8", "lrdif")
+    assert not cmp.apply_result(row, cmp.combine_runs([{"p50_ms": 1.0}, {"error": "killed"}], 2), {})
+    assert row["p50_ms"] is None and row["status"].startswith("failed: repeat 2 of 2")
+
+
 def test_repeats_fail_closed(cmp):
     res = cmp.combine_runs([{"p50_ms": 40.0, "p90_ms": 41.0}, {"error": "killed"}], 2)
     assert "error" in res and "repeat 2 of 2" in res["error"]  # a failed repeat fails the row
