@@ -20,9 +20,9 @@ Rows (``--rows`` picks some; the reference always runs):
 * ``coreml`` rows are listed, run only on macOS;
 * ``host compute floor``: the model's MACs / the fp32 GEMM peak measured on this CPU at ``--threads`` (the faster
   of ``torch.mm`` and XNNPACK's GEMM through ExecuTorch: torch's BLAS path is not the fastest on every CPU),
-  measured before the rows and again after them, the best of those (:func:`best_peak`). An
-  ExecuTorch fp32 row faster than that floor means the peak was under-measured: the fp32 target then reads
-  "not measured", never "met".
+  measured before the rows, after each ``--repeats`` round and after the rows, the best of those
+  (:func:`best_peak`). An ExecuTorch fp32 row faster than that floor means the peak was under-measured: the fp32
+  target then reads "not measured", never "met".
 
 Columns: size, export time, top-1 agreement and logit cosine with torch eager fp32, accuracy and UAR (with
 ``--checkpoint`` and ``--accuracy-data``), p50 / p90 end-to-end ms of one preprocessed face (preprocessing +
@@ -554,10 +554,12 @@ def combine_runs(runs: list[dict], repeats: int | None = None) -> dict:
             "p50_runs": [r.get("p50_ms") for r in runs]}
 
 
-def round_robin(pending: dict[str, tuple[dict, Any]], repeats: int, run=None) -> dict[str, list[dict]]:
+def round_robin(pending: dict[str, tuple[dict, Any]], repeats: int, run=None, after_round=None
+                ) -> dict[str, list[dict]]:
     """``{row key: (timing spec, python)}`` -> ``{row key: [result of each repeat]}``: ``repeats`` processes per
     row, taken in turn (every row's 2nd process before any row's 3rd), so a slow spell of a shared host lands on
-    every row alike instead of on the rows that happened to run then. A row whose process failed runs no more."""
+    every row alike instead of on the rows that happened to run then. A row whose process failed runs no more.
+    ``after_round()`` runs after each round (compare.py measures the GEMM peak again there: :func:`best_peak`)."""
     run = run or run_child
     out: dict[str, list[dict]] = {k: [] for k in pending}
     for _ in range(repeats):
@@ -565,6 +567,8 @@ def round_robin(pending: dict[str, tuple[dict, Any]], repeats: int, run=None) ->
             if out[key] and "error" in out[key][-1]:
                 continue
             out[key].append(run(spec, python))
+        if after_round is not None:
+            after_round()
     return out
 
 
@@ -614,9 +618,10 @@ def _new_row(key: str, family: str) -> dict:
             "status": "ok", "notes": None}
 
 
-def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str | None, faces, acc=None) -> list[dict]:
+def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str | None, faces, acc=None,
+             after_round=None) -> list[dict]:
     """Every wanted row (the torch eager reference first) for one model; agreement/accuracy scored here from the
-    logits each row's process wrote for ``faces``."""
+    logits each row's process wrote for ``faces``; ``after_round`` as :func:`round_robin`'s."""
     import numpy as np
 
     from udc.sdk.runtime.bundle import load_bundle
@@ -719,7 +724,7 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
     if reps > 1 and firsts:
         print(f"[{name}] {reps - 1} more timing process(es) per row, the rows in turn ...", file=sys.stderr,
               flush=True)
-    more = round_robin({k: (v[2], v[3]) for k, v in firsts.items()}, reps - 1)
+    more = round_robin({k: (v[2], v[3]) for k, v in firsts.items()}, reps - 1, after_round=after_round)
     for key, (row, first, _, _, out_logits) in firsts.items():
         try:
             finish(key, row, combine_runs([first, *more.get(key, [])], reps), out_logits)
@@ -879,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"[host] fp32 GEMM peak at {args.threads} thread(s) ...", file=sys.stderr, flush=True)
     gemm_sizes = tuple(int(v) for v in args.gemm_sizes.split(",") if v.strip())
-    peaks = [gemm_peak(args.threads, sizes=gemm_sizes)]  # and again after each model's rows: best_peak
+    peaks = [gemm_peak(args.threads, sizes=gemm_sizes)]  # again after each --repeats round and each model: best_peak
     models = [] if args.only_ddamfn else [("lrdif", args.config, args.checkpoint)]
     if args.ddamfn:
         models.append(("ddamfn", args.ddamfn, args.ddamfn_checkpoint))
@@ -902,7 +907,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"--accuracy-data {args.accuracy_data}: no test face could be aligned")
         else:
             faces, kind = synthetic_faces(args.n, crop, seed=args.seed), "SYNTHETIC faces (not real)"
-        rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None)
+        rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None,
+                        after_round=lambda: peaks.append(gemm_peak(args.threads, sizes=gemm_sizes)))
         if args.export_only:
             continue
         print(f"[host] fp32 GEMM peak at {args.threads} thread(s), again after the rows ...", file=sys.stderr,

@@ -412,6 +412,11 @@ def test_repeats_take_the_rows_in_turn(cmp):
     assert calls == ["a", "b", "c", "a", "c", "a", "c"], calls
     assert [len(out[k]) for k in "abc"] == [3, 1, 3] and "error" in out["b"][0]
     assert cmp.round_robin(pending, 0, run=fake) == {"a": [], "b": [], "c": []}  # --repeats 1: nothing more
+    calls.clear()
+    rounds = []  # after_round (compare.py: the GEMM peak again) follows each round's last process
+    cmp.round_robin({k: v for k, v in pending.items() if k != "b"}, 2, run=fake,
+                    after_round=lambda: rounds.append(list(calls)))
+    assert rounds == [["a", "c"], ["a", "c", "a", "c"]], rounds
 
 
 def test_paired_round_ratios_fail_closed(cmp):
