@@ -157,7 +157,7 @@ def _matmul(a, b):
 
 
 #: Smallest kernel (= stride) a patch-embedding convolution is rewritten as a linear layer for. Measured on the
-#: ``mobile`` CLIP tower's 32x32 patches (int8 -8 %) and the ``fer`` tower's 8x8 ones (+2 % fp32, -3 % int8, a few
+#: ``mobile`` CLIP tower's 32x32 patches (int8 -6 %) and the ``fer`` tower's 8x8 ones (+2 % fp32, -3 % int8, a few
 #: microseconds: no difference that matters; docs/measured-facts.md); the UDCformer's 4x4 / 2x2 ones were not
 #: measured and are left as they are.
 PATCH_LINEAR_MIN_KERNEL = 8
@@ -171,7 +171,8 @@ def _patch_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)
     """A ViT patch embedding (a conv whose kernel equals its stride: non-overlapping patches) as patchify + linear,
     the same sums: ``y[b, o, i, j] = sum_{c,u,v} w[o, c, u, v] x[b, c, k*i + u, k*j + v]``. XNNPACK runs the conv as an
     indirect GEMM (a pointer per kernel tap); the linear layer is its dense int8/fp32 GEMM. ``mobile`` CLIP tower
-    (224 px, 32x32 patches, 384 channels), gemm-int8, 16 interleaved rounds: 3.35 -> 3.09 ms (docs/measured-facts.md).
+    (224 px, 32x32 patches, 384 channels), exported int8 (gemm-int8), 16 interleaved rounds: 3.15 -> 2.89 ms
+    (docs/measured-facts.md).
     The weight's reshape reads only a parameter: the int8 quantizer observes it as the linear's weight, and the
     lowering folds it into a constant."""
     if x.dim() != 4 or weight.dim() != 4 or groups != 1:
