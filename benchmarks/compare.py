@@ -699,10 +699,6 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
             row["status"] = f"failed: {first['error']}"
             return
         firsts[key] = (row, first, {**spec, "faces": None}, py, out_logits)
-
-    def finish(key: str, row: dict, res: dict, out_logits: Path) -> None:
-        if apply_result(row, res, PEERS[key][4]):
-            logits[key] = np.load(out_logits)
     if getattr(args, "export_only", False):  # the bundles only (a later --reuse run benches them)
         for key in keys:
             _, runtime, target, quant, opt = PEERS[key]
@@ -727,7 +723,8 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
     more = round_robin({k: (v[2], v[3]) for k, v in firsts.items()}, reps - 1, after_round=after_round)
     for key, (row, first, _, _, out_logits) in firsts.items():
         try:
-            finish(key, row, combine_runs([first, *more.get(key, [])], reps), out_logits)
+            if apply_result(row, combine_runs([first, *more.get(key, [])], reps), PEERS[key][4]):
+                logits[key] = np.load(out_logits)
         except Exception as e:  # noqa: BLE001
             row["status"] = f"failed: {type(e).__name__}: {e}".splitlines()[0][:160]
     ref = logits.get(REFERENCE)
@@ -885,6 +882,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[host] fp32 GEMM peak at {args.threads} thread(s) ...", file=sys.stderr, flush=True)
     gemm_sizes = tuple(int(v) for v in args.gemm_sizes.split(",") if v.strip())
     peaks = [gemm_peak(args.threads, sizes=gemm_sizes)]  # again after each --repeats round and each model: best_peak
+
+    def peak_again() -> None:
+        print(f"[host] fp32 GEMM peak at {args.threads} thread(s), again ...", file=sys.stderr,
+              flush=True)
+        peaks.append(gemm_peak(args.threads, sizes=gemm_sizes))
+
     models = [] if args.only_ddamfn else [("lrdif", args.config, args.checkpoint)]
     if args.ddamfn:
         models.append(("ddamfn", args.ddamfn, args.ddamfn_checkpoint))
@@ -907,13 +910,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"--accuracy-data {args.accuracy_data}: no test face could be aligned")
         else:
             faces, kind = synthetic_faces(args.n, crop, seed=args.seed), "SYNTHETIC faces (not real)"
-        rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None,
-                        after_round=lambda: peaks.append(gemm_peak(args.threads, sizes=gemm_sizes)))
+        rows = run_rows(wanted, args, family, config, ckpt, faces, acc if ckpt else None, after_round=peak_again)
         if args.export_only:
             continue
-        print(f"[host] fp32 GEMM peak at {args.threads} thread(s), again after the rows ...", file=sys.stderr,
-              flush=True)
-        peaks.append(gemm_peak(args.threads, sizes=gemm_sizes))
+        if args.repeats <= 1:  # with --repeats, the last round's measurement (peak_again) is the one after the rows
+            peak_again()
         tables.append({"family": family, "config": config, "checkpoint": ckpt, "params": params, "macs": macs,
                        "faces": len(faces), "faces_kind": kind, "real_faces": acc is not None,
                        "accuracy_faces": (len(acc[1]) + len(acc[2])) if (acc is not None and ckpt) else 0,
