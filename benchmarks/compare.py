@@ -785,6 +785,8 @@ def peak_by(peak: dict) -> str:
 
 
 def format_tables(report: dict) -> str:
+    from udc.sdk.bench.host import describe_cpu
+
     def f(v, spec, scale=1.0):
         v = _num(v) if v is not None else None
         return "-" if v is None else format(v * scale, spec)
@@ -800,7 +802,7 @@ def format_tables(report: dict) -> str:
                 for r in t["rows"]]
         src = f"checkpoint {t['checkpoint']}" if t["checkpoint"] else f"RANDOM INIT (seed {report['seed']})"
         title = (f"udc compare: {t['family']} {t['config']} ({src}), {t['params'] / 1e6:.3f} M params, "
-                 f"{t['macs'] / 1e6:.1f} M MACs | host: {info['cpu']}, {info['system']}, fp32 GEMM peak "
+                 f"{t['macs'] / 1e6:.1f} M MACs | host: {describe_cpu(info)}, {info['system']}, fp32 GEMM peak "
                  f"{peak['gmacs']:.1f} GMAC/s ({peak['gflops']:.1f} GFLOP/s{peak_by(peak)}) at {report['threads']} "
                  f"thread(s) | every "
                  f"row {report['threads']} thread(s), own process | p50/p90 of {report['iters']} runs after "

@@ -54,6 +54,7 @@ from typing import Any, Callable
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 warnings.filterwarnings("ignore")
 
+from udc.sdk.bench.host import describe_cpu  # noqa: E402
 from udc.sdk.console.table import format_table  # noqa: E402
 
 MODELS = {  # name -> (family, model config)
@@ -611,7 +612,7 @@ def main(argv=None) -> dict:
     counts = tree["counts"]
     title = (f"Real faces: {tree['dataset']} at {args.data} ({', '.join(f'{s} {sum(c.values())}' for s, c in counts.items())}"
              f" faces); landmarks: {lmk['summary']}; selection on val only, test reported once per model\n"
-             f"host: {host.get('cpu')} ({host.get('cores')} cores, {args.threads} threads), measured fp32 torch.mm peak "
+             f"host: {describe_cpu(host)} ({host.get('cores')} cores, {args.threads} threads), measured fp32 torch.mm peak "
              f"{host['gemm_peak_gflops']:.1f} GFLOP/s")
     table = format_table(["model", "config", "train->test", "epochs", "train min", "val acc %", "test WAR %",
                           "test UAR %", "n", "no face (wrong)", "int8 top-1 agree %", "int8 cosine", "bundle MB",

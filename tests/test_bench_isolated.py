@@ -104,3 +104,22 @@ def test_default_threads_follow_the_cpu_affinity(monkeypatch):
     assert host.default_threads() == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set())
     assert host.default_threads() == 1  # never zero
+
+
+def test_every_table_names_the_cpus_matrix_features():
+    """The same bundle runs at very different speeds on an AVX2, an AVX-512 VNNI and an AMX host, so every table's host
+    line names the matrix features /proc/cpuinfo reports (x86 ``flags``, Arm ``Features``), in a fixed order, and says
+    so where nothing reports them."""
+    from udc.sdk.bench.host import cpu_features, describe_cpu, host_info
+
+    x86 = ("processor\t: 0\nmodel name\t: Test Xeon\nflags\t\t: fpu sse2 amx_int8 avx512_vnni fma avx2 amx_tile avx512f "
+           "amx_bf16 avx512bw\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_features(x86) == ["avx2", "fma", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8"]  # the first CPU's
+    arm = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes asimddp i8mm sve bf16\n"
+    assert cpu_features(arm) == ["asimd", "asimddp", "i8mm", "bf16", "sve"]
+    assert cpu_features("") == [] and cpu_features("model name\t: no flags line\n") == []
+    assert cpu_features("flags\t\t: fpu sse2\n") == []  # none of the matrix features: nothing claimed
+    assert describe_cpu({"cpu": "Test Xeon", "isa": ["avx2", "amx_int8"]}) == "Test Xeon [avx2 amx_int8]"
+    assert describe_cpu({"cpu": "Test Xeon", "isa": []}) == "Test Xeon [ISA unknown]"
+    assert describe_cpu({"cpu": "Test Xeon"}) == "Test Xeon [ISA unknown]"  # a report from before the field existed
+    assert host_info(2)["isa"] == cpu_features()

@@ -238,14 +238,14 @@ def test_fp32_faster_than_the_floor_is_not_measured(cmp):
 def test_table_prints_host_peak_random_init_and_floor(cmp):
     rows = _rows(cmp)
     rows.append(cmp.floor_row("lrdif", 14.0, {"gmacs": 50.0, "gflops": 100.0, "size": 1024, "threads": 2}, 50.0))
-    report = {"host": {"cpu": "Test CPU 9000", "system": "Linux"},
+    report = {"host": {"cpu": "Test CPU 9000", "system": "Linux", "isa": ["avx2", "avx512_vnni", "amx_int8"]},
               "gemm_peak": {"gmacs": 50.0, "gflops": 100.0, "size": 1024, "threads": 2}, "threads": 2, "seed": 0,
               "warmup": 1, "iters": 5,
               "tables": [{"family": "lrdif", "config": "tiny", "checkpoint": None, "params": 1e6, "macs": 7e8,
                           "faces": 7, "faces_kind": "SYNTHETIC faces (not real)", "accuracy_faces": 0, "rows": rows,
                           "checks": cmp.evaluate_targets(rows, 14.0, False)}]}
     text = cmp.format_tables(report)
-    assert "Test CPU 9000" in text and "GEMM peak 50.0 GMAC/s" in text and "RANDOM INIT" in text
+    assert "Test CPU 9000 [avx2 avx512_vnni amx_int8]" in text and "GEMM peak 50.0 GMAC/s" in text and "RANDOM INIT" in text
     assert "host compute floor" in text and "SYNTHETIC" in text and "NOT met" in text
 
 

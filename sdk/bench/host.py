@@ -84,6 +84,30 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: The CPU features that decide which matrix kernels a runtime can pick, in this order when present: x86 (AVX2, AVX-512,
+#: the int8 dot products VNNI, the AMX tile units) and Arm (dot product, int8 matrix multiply, BF16, SVE, SME). The same
+#: model runs at very different speeds across them (an AMX host runs a runtime's int8 GEMMs on tiles only if that
+#: runtime's XNNPACK build has AMX kernels: docs/measured-facts.md), so every table names them.
+MATMUL_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+                   "amx_fp16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
+
+
+def cpu_features(cpuinfo: str | None = None) -> list[str]:
+    """The :data:`MATMUL_FEATURES` the CPU reports (Linux ``/proc/cpuinfo``: x86 ``flags``, Arm ``Features``; the
+    first processor's line), in that order; ``[]`` where nothing says (macOS, Windows, an unreadable file)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            have = set(value.split())
+            return [f for f in MATMUL_FEATURES if f in have]
+    return []
+
+
 def host_info(threads: int | None) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -94,7 +118,14 @@ def host_info(threads: int | None) -> dict[str, Any]:
     except OSError:
         pass
     return {"kind": "host", "system": platform.system(), "machine": platform.machine(), "cpu": cpu,
-            "cores": os.cpu_count(), "threads": threads, "python": platform.python_version()}
+            "isa": cpu_features(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version()}
+
+
+def describe_cpu(info: dict[str, Any]) -> str:
+    """``'Intel(R) Xeon(R) Processor [avx2 fma avx512f avx512_vnni amx_int8]'``: the CPU and its matrix features
+    (``[ISA unknown]`` where the host did not say)."""
+    isa = info.get("isa")
+    return f"{info.get('cpu')} [{' '.join(isa) if isa else 'ISA unknown'}]"
 
 
 # ------------------------------------------------------------------------------------------ input

@@ -42,8 +42,10 @@ def table(report: dict[str, Any]) -> str:
                          f"{mem['peak_rss']:.0f}" if first and mem.get("peak_rss") is not None else "",
                          f"{r['throughput_fps']:.1f}" if n == "end_to_end" and r.get("throughput_fps") else "",
                          f"{r['speedup_vs_torch']:.2f}x" if n == "end_to_end" and r.get("speedup_vs_torch") else ""])
+    from ..bench.host import describe_cpu
+
     d = report["device"]
-    where = (f"{d.get('cpu')} ({d.get('cores')} cores, {d.get('threads') or 'default'} thread(s) for every row"
+    where = (f"{describe_cpu(d)} ({d.get('cores')} cores, {d.get('threads') or 'default'} thread(s) for every row"
              + (", each row in its own process" if report.get("isolated_rows") else "") + ")" if d["kind"] == "host"
              else f"{d.get('model') or d.get('name')} ({d['kind']})")
     title = (f"{report['bundle']}: {report['target']}/{report.get('backend')} {report['quant']} "
