@@ -106,3 +106,16 @@ def test_doctor_on_this_host():
                  "mediapipe face mesh"]:
         assert rows[name]["status"] == "ok", rows[name]
     assert res.exit_code == report["exit_code"] == 0
+
+
+def test_cpu_row_names_the_matrix_features_and_the_amx_gap():
+    from udc.sdk.cli.doctor import check_cpu
+
+    amx = {"cpu": "Test Xeon", "isa": ["avx2", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8"]}
+    row = check_cpu(amx, executorch="1.5.1")
+    assert row.status == "ok" and not row.required and row.area == "hardware"
+    assert row.detail.startswith("Test Xeon [avx2 avx512f avx512_vnni amx_bf16 amx_int8]") and "no AMX kernels" in row.detail
+    assert "AMX" not in check_cpu(amx, executorch="9.9.9").detail.replace("amx_", "")  # not measured: nothing claimed
+    vnni = {"cpu": "Test EPYC", "isa": ["avx2", "avx512f", "avx512_vnni"]}
+    assert check_cpu(vnni, executorch="1.5.1").detail == "Test EPYC [avx2 avx512f avx512_vnni]"
+    assert check_cpu({"cpu": "Test Mac"}, executorch="1.5.1").detail == "Test Mac [ISA unknown]"

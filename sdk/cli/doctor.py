@@ -123,6 +123,30 @@ def check_torch_build() -> list[Check]:
     return rows
 
 
+#: ExecuTorch versions whose pip wheel's XNNPACK was measured to hold no AMX kernels (``objdump``: no tile
+#: instruction in ``libexecutorch_backend_xnnpack.so``; docs/measured-facts.md, "on an Intel Xeon with AMX").
+NO_AMX_EXECUTORCH = ("1.5.1",)
+
+
+def check_cpu(info: dict | None = None, executorch: str | None = None) -> Check:
+    """The CPU the host runtimes run on and its matrix features (never a failure: information for reading timings).
+    On an AMX CPU with an ExecuTorch whose XNNPACK has no AMX kernels, the row says that int8 runs at the VNNI rate
+    there while runtimes built with AMX kernels (LiteRT's XNNPACK) use the tiles."""
+    from udc.sdk.bench.host import describe_cpu, host_info
+
+    info = host_info(None) if info is None else info
+    if executorch is None:
+        try:
+            executorch = md.version("executorch")
+        except md.PackageNotFoundError:
+            executorch = ""
+    detail = describe_cpu(info)
+    if "amx_int8" in (info.get("isa") or []) and executorch in NO_AMX_EXECUTORCH:
+        detail += (f"; AMX here, but executorch {executorch}'s XNNPACK has no AMX kernels: its int8 GEMMs run on VNNI "
+                   "(LiteRT's use the tiles; docs/measured-facts.md)")
+    return Check("hardware", "CPU (host runtimes)", OK, detail, required=False)
+
+
 def _close(name: str, got, want, atol: float = 1e-4) -> None:
     got = np.asarray(got, dtype=np.float64)
     if got.shape != want.shape or not np.all(np.isfinite(got)) or not (np.max(np.abs(got - want)) <= atol):
@@ -319,6 +343,7 @@ def run_checks(devices: bool = True, log: Callable[[str], None] | None = None) -
         rows += check_torch_build()
     except Exception as e:  # noqa: BLE001
         rows.append(Check("toolchain", "torch build", FAIL, f"{type(e).__name__}: {e}"))
+    rows.append(check_cpu())
     say("running a tiny program on each runtime (ExecuTorch's exporter takes ~10-20 s to import) ...")
     rows += check_runtimes()
     if devices:
