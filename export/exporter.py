@@ -445,14 +445,41 @@ def _run_export(req: ExportRequest, log: Callable[[str], None]) -> ExportResult:
 
     if req.jobs > 1 and why_serial:
         log(f"--jobs {req.jobs}: {why_serial}; exporting one component at a time")
+    # --fuse --quant int8 (XNNPACK): the fused pipeline is quantized as the four programs were, once they are done
+    # (recipe_hints.ComposedRecipe; its own search only if that misses)
+    chain = chain_of(model)
+    compose = (quant == "int8" and backend == "xnnpack" and "pipeline" in [c.name for c in comps]
+               and all(n in [c.name for c in comps] for n in chain))
+    first = [c for c in comps if not (compose and c.name == "pipeline")]
+
+    def composed() -> None:
+        from .quant.recipe_hints import composed_from
+
+        hint = composed_from({n: artifacts[n].quantization for n in chain}, chain)
+        if hint is not None:
+            hints["pipeline"] = hint
+
+    def in_parallel():
+        names = [c.name for c in first]
+        yield from export_parallel(req, backend, quant, names, writer.root, hints, log)
+        if compose:
+            composed()
+            yield from export_parallel(req, backend, quant, ["pipeline"], writer.root, hints, log)
+
+    def in_turn():
+        for comp in comps:
+            if compose and comp.name == "pipeline":
+                composed()
+            yield export_here(comp)
+
     with writer:
         if parallel:  # side by side in worker processes; each logs its own lines
-            done = export_parallel(req, backend, quant, [c.name for c in comps], writer.root, hints, log)
-            for a in done:
-                a.runner = host_runner(writer.root / a.file, [i["name"] for i in a.inputs], req.threads)
+            done = in_parallel()
         else:
-            done = (export_here(comp) for comp in comps)
+            done = in_turn()
         for a in done:
+            if parallel:
+                a.runner = host_runner(writer.root / a.file, [i["name"] for i in a.inputs], req.threads)
             artifacts[a.component] = a
             seconds[a.component] = a.seconds
         t0 = time.perf_counter()

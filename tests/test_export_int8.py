@@ -105,3 +105,33 @@ def test_onnx_int8(tmp_path, checkpoint, reference):
         assert "QuantizeLinear" in ops and "DequantizeLinear" in ops, comp
     _remeasure_int8(bundle, ref, model, FOUR)  # the upstream three too, each on its own
     _check_int8(bundle, ref, _chain(bundle, ref, model))
+
+
+@pytest.mark.slow
+def test_fused_int8_pipeline_is_quantized_as_the_four_programs(tmp_path, checkpoint, reference):
+    """``--fuse --quant int8`` with ``--jobs 2``: the four programs search their recipes in the workers, then the fused
+    pipeline is quantized with theirs (``per-component``: each part with its program's recipe and float layers),
+    checked once lowered, and written after them; on the 200 held-out faces its logits are the four chained
+    programs' (the same quantized model)."""
+    from udc.export.exporter import ExportRequest, run_export
+
+    lines: list[str] = []
+    req = ExportRequest(output=tmp_path / "f.udc", checkpoint=checkpoint, target="executorch", quant="int8", fuse=True,
+                        calib_n=16, eval_n=32, threads=2, jobs=2)
+    bundle = B.load_bundle(run_export(req, log=lines.append).path)
+    comps = bundle.manifest["components"]
+    pq = comps["pipeline"]["quantization"]
+    assert pq["recipe"] == "per-component" and pq["decision"].startswith("per-component")
+    want = {}
+    for n in FOUR:
+        q = comps[n]["quantization"]
+        kept = [s[len("layer "):] for s in q["float_kept"] if s.startswith("layer ")]
+        want[n] = {"recipe": q["recipe"], "kept_layers": kept if q["recipe"].startswith("gemm-int8-sensitive-") else []}
+    assert pq["parts"] == want
+    assert pq["lowered_checks"] == [{**pq["lowered_checks"][0], "recipe": "per-component", "passed": True}]
+    done = [i for i, s in enumerate(lines) for n in (*FOUR, "pipeline") if s.strip().startswith(f"{n}: {n}.pte")]
+    assert len(done) == 5 and "pipeline.pte" in lines[max(done)]  # the pipeline was written last
+    model, ref = reference
+    fused, chained = _run_all(bundle, ref, "pipeline"), _chain(bundle, ref, model)
+    m = compare(chained, fused, logits=True)
+    assert m["top1_agreement"] >= 0.99 and m["cosine"] >= 0.999, m

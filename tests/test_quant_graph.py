@@ -192,3 +192,79 @@ def test_lowered_patch_embedding_runs_whole_in_xnnpack():
     assert left == [], left
     out = Runtime.get().load_program(et.buffer).load_method("forward").execute([x])[0]
     assert torch.allclose(out, m(x), atol=1e-5), float((out - m(x)).abs().max())
+
+
+# ------------------------------------------------------------------------------------------ per-component recipe
+class TwoParts(nn.Module):
+    """Two components and glue between them, as the fused pipeline holds the four: ``m.a`` (conv, channel norm,
+    conv), a glue multiply, ``m.b`` (two linear layers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.m = nn.Module()
+        self.m.a = ChannelNormConv()
+        self.m.b = nn.Module()
+        self.m.b.l1, self.m.b.l2 = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.m.a(x).mean(dim=(2, 3)) * 2.0
+        return self.m.b.l2(self.m.b.l1(y))
+
+
+def _per_component(parts, module, example):
+    from udc.export.quant.recipes import PER_COMPONENT, PT2E
+    from udc.export.targets import rewrites
+
+    q = PT2E(module, example, rewrite=rewrites.decompose)
+    prepared, kept = q.calibrate(PER_COMPONENT, [example], parts=parts)
+    return q.convert(prepared), kept
+
+
+def test_per_component_recipe_quantizes_each_part_as_its_own_program():
+    """Each part gets its own recipe (``m.a`` all-int8: the norm's arithmetic too; ``m.b`` gemm-int8-sensitive-1 with
+    l2 float) and the glue stays float; the part quantized alone with its recipe has the same census."""
+    from udc.export.quant.recipes import op_precision
+
+    torch.manual_seed(0)
+    m = TwoParts().eval()
+    ex = (torch.randn(1, 3, 12, 12),)
+    gm, kept = _per_component({"m.a": ("all-int8", ()), "m.b": ("gemm-int8-sensitive-1", ("l2",))}, m, ex)
+    assert kept == ["m.b.l2"]
+    census = op_precision(gm)
+    assert census["linear"] == {"int8": 1, "float": 1}  # l1 int8, l2 kept float
+    alone, _ = _converted("all-int8", m.m.a, ex)
+    for op, c in op_precision(alone).items():  # the part's ops are stored as its own all-int8 program stores them
+        assert census[op]["int8"] >= c["int8"], (op, census[op], c)
+    assert census["conv2d"] == {"int8": 2, "float": 0} and census["sub"]["int8"] == 1
+    from udc.export.quant.recipes import PT2E, composed_filter, module_path
+    from udc.export.targets import rewrites
+
+    g = PT2E(m, ex, rewrite=rewrites.decompose).gm
+    keep, _ = composed_filter({"m.a": ("all-int8", ()), "m.b": ("gemm-int8-sensitive-1", ("l2",))}, g)
+    glue = [n for n in g.graph.nodes if n.op == "call_function" and not module_path(n).startswith("m.")]
+    assert glue and not any(keep(n) for n in glue)  # the glue (mean, multiply) is never asked int8
+    assert [module_path(n) for n in g.graph.nodes if n.op == "call_function" and keep(n)
+            and n.target == torch.ops.aten.linear.default] == ["m.b.l1"]
+    out, ref = gm(*ex), m(*ex)
+    assert torch.isfinite(out).all() and torch.nn.functional.cosine_similarity(out, ref).item() > 0.99
+
+    gm2, kept2 = _per_component({"m.a": ("gemm-int8", ()), "m.b": ("all-int8", ())}, m, ex)
+    c2 = op_precision(gm2)
+    assert kept2 == [] and c2["linear"] == {"int8": 2, "float": 0} and c2["sub"] == {"int8": 0, "float": 1}
+
+
+def test_per_component_recipe_refuses_what_does_not_fit_the_graph():
+    import pytest
+
+    from udc.export.quant.recipes import PER_COMPONENT, PT2E
+
+    torch.manual_seed(0)
+    m, ex = TwoParts().eval(), (torch.randn(1, 3, 12, 12),)
+    with pytest.raises(ValueError, match="does not have"):
+        _per_component({"m.b": ("gemm-int8-sensitive-1", ("l9",))}, m, ex)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        _per_component({"m.b": ("int7-magic", ())}, m, ex)
+    with pytest.raises(ValueError, match="no linear or conv layer"):
+        _per_component({"m.nowhere": ("gemm-int8", ())}, m, ex)
+    with pytest.raises(ValueError, match="needs the components' recipes"):
+        PT2E(m, ex).calibrate(PER_COMPONENT, [ex])

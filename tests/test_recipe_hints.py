@@ -237,3 +237,37 @@ def test_a_lowered_program_that_cannot_hold_sends_the_search_on(tmp_path, monkey
     cands = {c["recipe"]: c for c in rec["candidates"]}
     assert cands["all-int8"]["passed"] is False and "its lowered program missed" in cands["all-int8"]["failures"][-1]
     assert cands["gemm-int8"]["passed"] is True
+
+
+def test_a_fused_pipeline_composed_from_the_four_gives_no_hint_of_its_own(fp32_bundle, tmp_path):
+    """A ``--fuse --quant int8`` bundle's pipeline records ``per-component`` (composed from the four programs): as
+    ``--recipes-from`` it hints the four, and the pipeline is composed again from this export's."""
+    b = _as_int8(fp32_bundle, tmp_path / "fused.udc", {"fpen_s2": ("all-int8", ())})
+    m = json.loads((b / "manifest.json").read_text())
+    m["components"]["pipeline"] = {**m["components"]["fpen_s2"],
+                                   "quantization": {"mode": "int8", "recipe": "per-component", "float_kept": []}}
+    (b / "manifest.json").write_text(json.dumps(m))
+    assert read_hints(b, "lrdif", "tiny", ["fpen_s2", "pipeline"]) == {"fpen_s2": RecipeHint("all-int8", (), "fused.udc")}
+
+
+def test_composed_recipe_from_the_four_programs_records():
+    """The pipeline's composed recipe takes each program's recipe and, for a sensitive-K one, its K float layers;
+    anything it cannot trust (a missing component, an unknown recipe, a K that disagrees with the layers named)
+    gives None, and the pipeline then runs its own search."""
+    from udc.export.quant.recipe_hints import ComposedRecipe, composed_from
+
+    four = ("clip_image", "fpen_s2", "denoiser", "udcformer")
+    q = {"clip_image": {"recipe": "gemm-int8", "float_kept": ["add (3 of 3)"]},
+         "fpen_s2": {"recipe": "all-int8", "float_kept": []},
+         "denoiser": {"recipe": "gemm-int8-ends-float", "float_kept": ["layer net.0", "layer net.4"]},
+         "udcformer": {"recipe": "gemm-int8-sensitive-2", "float_kept": ["mul (2 of 9)", "layer head", "layer x.qkv"]}}
+    c = composed_from(q, four)
+    assert c == ComposedRecipe((("clip_image", "gemm-int8", ()), ("fpen_s2", "all-int8", ()),
+                                ("denoiser", "gemm-int8-ends-float", ()),
+                                ("udcformer", "gemm-int8-sensitive-2", ("head", "x.qkv"))))
+    assert c.record()["udcformer"] == {"recipe": "gemm-int8-sensitive-2", "kept_layers": ["head", "x.qkv"]}
+    assert composed_from({k: v for k, v in q.items() if k != "denoiser"}, four) is None
+    assert composed_from({**q, "fpen_s2": {"recipe": "int7-magic"}}, four) is None
+    assert composed_from({**q, "fpen_s2": {"recipe": None}}, four) is None
+    assert composed_from({**q, "udcformer": {"recipe": "gemm-int8-sensitive-3", "float_kept": ["layer head"]}},
+                         four) is None

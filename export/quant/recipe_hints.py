@@ -17,7 +17,7 @@ from typing import Any
 from udc.sdk.errors import UdcError
 from udc.sdk.runtime.bundle import read_manifest
 
-from .recipes import RECIPES, SENSITIVE
+from .recipes import PER_COMPONENT, RECIPES, SENSITIVE
 
 LAYER = "layer "  # how float_kept names a layer kept float (udc.export.quant.recipes.float_kept)
 
@@ -41,6 +41,47 @@ class RecipeHint:
         if missing:
             raise RecipeHintError(f"--recipes-from {self.source}: {component}'s recipe {self.recipe} keeps float "
                                   f"{', '.join(missing)}, which this model's {component} does not have")
+
+
+@dataclass(frozen=True)
+class ComposedRecipe:
+    """The fused ``pipeline``'s int8 recipe composed from the four programs' of the same export (``--fuse --quant
+    int8``): each component's part of the fused graph quantized as its own program was. Tried first, never
+    trusted: the lowered pipeline must meet the bundle's thresholds on the calibration faces, or the pipeline's
+    own recipe search runs as before."""
+    parts: tuple[tuple[str, str, tuple[str, ...]], ...]  # (component, recipe, float-kept layers relative to it)
+
+    def record(self) -> dict[str, Any]:
+        return {c: {"recipe": r, "kept_layers": list(k)} for c, r, k in self.parts}
+
+
+def composed_from(quantization: dict[str, dict[str, Any]], components: tuple[str, ...]) -> ComposedRecipe | None:
+    """The :class:`ComposedRecipe` of ``components`` from their programs' quantization records (``recipe``,
+    ``float_kept``); None when one is missing or records no known recipe (then the pipeline searches its own)."""
+    parts = []
+    for name in components:
+        recipe, kept, problem = recorded(quantization.get(name) or {})
+        if problem:
+            return None
+        parts.append((name, recipe, kept))
+    return ComposedRecipe(tuple(parts))
+
+
+def recorded(q: dict[str, Any], who: str = "the component") -> tuple[str, tuple[str, ...], str | None]:
+    """``(recipe, float-kept layers, problem)`` of one program's quantization record (``who``: how the problem names
+    it): the layers only for a sensitive-K recipe; ``problem`` says why the record cannot be trusted (an unknown
+    recipe, a K that disagrees with the layers named), else None."""
+    recipe = q.get("recipe")
+    if not isinstance(recipe, str) or not _known(recipe):
+        return recipe, (), (f"{who} records no known int8 recipe ({recipe!r}); the manifest is damaged or from "
+                            "another udc version")
+    if not recipe.startswith(SENSITIVE):
+        return recipe, (), None
+    kept = tuple(s[len(LAYER):] for s in q.get("float_kept") or [] if isinstance(s, str) and s.startswith(LAYER))
+    if len(kept) != int(recipe[len(SENSITIVE):]):
+        return recipe, kept, (f"{who}'s recipe {recipe} keeps {recipe[len(SENSITIVE):]} layers float but its record "
+                              f"names {len(kept)}")
+    return recipe, kept, None
 
 
 def _known(recipe: str) -> bool:
@@ -75,13 +116,10 @@ def read_hints(path: str | Path, family: str, config: str, components: list[str]
         if comp is None:
             continue
         q = comp.get("quantization") or {}
-        recipe = q.get("recipe")
-        kept = tuple(s[len(LAYER):] for s in q.get("float_kept") or [] if isinstance(s, str) and s.startswith(LAYER))
-        if not isinstance(recipe, str) or not _known(recipe):
-            raise RecipeHintError(f"--recipes-from {path.name}: component {name} records no known int8 recipe "
-                                  f"({recipe!r}); the manifest is damaged or from another udc version")
-        if recipe.startswith(SENSITIVE) and len(kept) != int(recipe[len(SENSITIVE):]):
-            raise RecipeHintError(f"--recipes-from {path.name}: component {name}'s recipe {recipe} keeps "
-                                  f"{recipe[len(SENSITIVE):]} layers float but its record names {len(kept)}")
-        hints[name] = RecipeHint(recipe, kept if recipe.startswith(SENSITIVE) else (), path.name)
+        if q.get("recipe") == PER_COMPONENT:  # a fused pipeline composed from the four: composed again from this export's
+            continue
+        recipe, kept, problem = recorded(q, f"component {name}")
+        if problem:
+            raise RecipeHintError(f"--recipes-from {path.name}: {problem}")
+        hints[name] = RecipeHint(recipe, kept, path.name)
     return hints

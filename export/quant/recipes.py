@@ -122,6 +122,62 @@ def recipe_filter(recipe: str, gm: torch.fx.GraphModule, kept_paths: Iterable[st
     return keep, sorted({module_path(n) for n in kept})
 
 
+#: The fused ``pipeline``'s recipe when it is composed from the four programs' (``--fuse --quant int8``): each component's
+#: part of the fused graph gets the recipe (and float-kept layers) its own program chose; nothing else is quantized.
+PER_COMPONENT = "per-component"
+
+
+def _in_scope(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".")
+
+
+def composed_filter(parts: dict[str, tuple[str, Sequence[str]]], gm: torch.fx.GraphModule
+                    ) -> tuple[Callable[[torch.fx.Node], bool], list[str]]:
+    """``(which nodes to quantize, float-kept layer names)`` of :data:`PER_COMPONENT`: ``parts`` maps a module prefix
+    of ``gm`` (``model.clip_image``) to the recipe and float-kept layers (relative to that module, as its own program's
+    record names them) of that component. Each part is :func:`recipe_filter` applied to the part's own nodes (its
+    first and last GEMM, its layers); a node outside every part (the glue between components) stays float."""
+    scope: dict[torch.fx.Node, str] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_function":
+            path = module_path(n)
+            owner = max((p for p in parts if _in_scope(path, p)), key=len, default=None)
+            if owner is not None:
+                scope[n] = owner
+    keeps: dict[str, Callable[[torch.fx.Node], bool] | None] = {}
+    kept_layers: list[str] = []
+    for prefix, (recipe, kept_paths) in parts.items():
+        if recipe == "all-int8":
+            keeps[prefix] = None
+            continue
+        gemms = [n for n in gemm_nodes(gm) if scope.get(n) == prefix]
+        if not gemms:
+            raise ValueError(f"{PER_COMPONENT}: no linear or conv layer of the fused graph lies in {prefix!r}")
+        kept: set[torch.fx.Node] = set()
+        if recipe == "gemm-int8-ends-float":
+            kept = {gemms[0], gemms[-1]}
+        elif recipe.startswith(SENSITIVE):
+            paths = {f"{prefix}.{k}" for k in kept_paths}
+            kept = {n for n in gemms if module_path(n) in paths}
+            if len({module_path(n) for n in kept}) != len(paths):
+                missing = sorted(paths - {module_path(n) for n in kept})
+                raise ValueError(f"{PER_COMPONENT}: {recipe} keeps {', '.join(missing)} float, which the fused graph "
+                                 "does not have")
+        elif recipe != "gemm-int8":
+            raise ValueError(f"{PER_COMPONENT}: unknown recipe {recipe!r} for {prefix!r}")
+        keeps[prefix] = (lambda n, kept=kept: n.target in GEMM_TARGETS and n not in kept)
+        kept_layers += sorted({module_path(n) for n in kept})
+
+    def keep(n: torch.fx.Node) -> bool:
+        prefix = scope.get(n)
+        if prefix is None:
+            return False
+        k = keeps[prefix]
+        return True if k is None else k(n)
+
+    return keep, kept_layers
+
+
 #: Ops that only move or view data: left out of :func:`op_precision` (they carry whatever precision they are given).
 _MOVES = {"view", "reshape", "_unsafe_view", "permute", "transpose", "t", "slice", "select", "unsqueeze", "squeeze",
           "expand", "clone", "contiguous", "_to_copy", "flatten", "unflatten", "alias", "detach", "split",
@@ -281,8 +337,10 @@ class PT2E:
         """Module paths of the linear/conv calls, in graph order (one entry per module)."""
         return list(dict.fromkeys(module_path(n) for n in gemm_nodes(self.gm)))
 
-    def calibrate(self, recipe: str, samples: Iterable[tuple], kept_paths: Iterable[str] = ()
-                  ) -> tuple[torch.fx.GraphModule, list[str]]:
+    def calibrate(self, recipe: str, samples: Iterable[tuple], kept_paths: Iterable[str] = (),
+                  parts: dict[str, tuple[str, Sequence[str]]] | None = None) -> tuple[torch.fx.GraphModule, list[str]]:
+        """Prepare ``recipe`` (``parts``: the per-component recipes of :data:`PER_COMPONENT`) and calibrate it on
+        ``samples`` (or restore its observers from the cache); ``(prepared, float-kept layers)``."""
         import copy
 
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -292,7 +350,12 @@ class PT2E:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
         gm = copy.deepcopy(self.gm)
-        keep, kept_layers = recipe_filter(recipe, gm, kept_paths)
+        if recipe == PER_COMPONENT:
+            if not parts:
+                raise ValueError(f"{PER_COMPONENT} needs the components' recipes (parts)")
+            keep, kept_layers = composed_filter(parts, gm)
+        else:
+            keep, kept_layers = recipe_filter(recipe, gm, kept_paths)
         quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(
             get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(gm, quantizer)

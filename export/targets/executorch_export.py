@@ -19,13 +19,15 @@ from typing import Any, Callable
 
 import torch
 
-from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
+from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of, component_modules
 from udc.sdk.parity.metrics import compare, rounded
 
 from . import delegation, rewrites
 from ..artifact import Artifact, host_runner, tensor_spec
 from ..provenance import shared_provenance
+from ..quant.recipe_hints import ComposedRecipe
 from ..quant.recipes import (
+    PER_COMPONENT,
     PT2E,
     RANK_FACES,
     RECIPES,
@@ -310,6 +312,58 @@ def _export_int8(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     return edge, et, record
 
 
+def _export_int8_composed(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, names: list[str],
+                          path: Path, threads: int | None, log, composed: ComposedRecipe,
+                          thresholds: dict[str, Any] | None = None):
+    """The fused ``pipeline`` quantized as the four programs were (:data:`~udc.export.quant.recipes.PER_COMPONENT`):
+    calibrated once, lowered once, and run on the calibration faces, where it must meet the bundle's whole int8
+    thresholds (it is the whole chain). If it misses, the pipeline's own recipe search (:func:`_export_int8`) runs as
+    before and the record says why."""
+    t0 = time.perf_counter()
+    where = {id(m): n for n, m in comp.module.named_modules()}
+    mods = component_modules(model)
+    parts = {where[id(mods[c])]: (recipe, kept) for c, recipe, kept in composed.parts}
+    samples = [calib.sample(comp.name, i) for i in range(len(calib))]
+    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None)
+    prepared, kept = q.calibrate(PER_COMPONENT, samples, parts=parts)
+    cq = q.convert(prepared)
+    with torch.no_grad(), torch_threads(1):
+        sim = _metrics(comp.name, model, per_sample(cq, calib, comp.name), calib)
+    edge, et = lower(torch.export.export(cq, example, strict=False), backend, "int8")
+    path.write_bytes(et.buffer)
+    m = _metrics(comp.name, model, per_sample(host_runner(path, names, threads), calib, comp.name), calib)
+    ok, fails = candidate_passes(m, quant=thresholds or "int8", chained=1)
+    what = ", ".join(f"{c} {r}" for c, r, _ in composed.parts)
+    log(f"  {comp.name}: {PER_COMPONENT} ({what}) lowered: top-1 {100 * m['end_to_end']['top1_agreement']:.1f}% "
+        f"cos {m['end_to_end']['cosine']:.5f} on the calibration faces ({time.perf_counter() - t0:.1f} s)"
+        + ("" if ok else f"; missed ({'; '.join(fails)}): the pipeline's own recipe search"))
+    scores = {"component": rounded(m["component"]), "end_to_end": rounded(m["end_to_end"])}
+    if not ok:
+        edge, et, record = _export_int8(comp, model, example, calib, backend, names, path, threads, log,
+                                        thresholds=thresholds)
+        record["composed"] = {"parts": composed.record(), "passed": False, "failures": fails, **scores}
+        return edge, et, record
+    return edge, et, {
+        "recipe": PER_COMPONENT,
+        "description": "each component's part of the fused graph quantized with the recipe its own program in this "
+                       f"bundle chose ({what}); the glue between them float",
+        "parts": composed.record(),
+        "float_kept": measured_float_kept(cq, kept),
+        "op_precision": op_precision(cq),
+        "basis": "composed from the four programs' recipes, confirmed by running the lowered pipeline on the "
+                 "calibration faces against the bundle's whole thresholds",
+        "sensitivity_ranking": None,
+        "sensitivity_faces": None,
+        "candidates": [{"recipe": PER_COMPONENT, "passed": candidate_passes(sim, quant=thresholds or "int8",
+                                                                            chained=1)[0],
+                        "component": rounded(sim["component"]), "end_to_end": rounded(sim["end_to_end"])}],
+        "lowered_checks": [{"recipe": PER_COMPONENT, "passed": True, "failures": [], **scores}],
+        "decision": f"{PER_COMPONENT}: composed from the four programs' recipes; the lowered pipeline met the "
+                    "bundle's thresholds on the calibration faces",
+        "recipe_hint": None,
+    }
+
+
 def export_component(comp: Component, model, backend: str, quant: str, out_dir: Path,
                      calib: ReferenceIO | None, bundled: ReferenceIO, n_cases: int = 2,
                      threads: int | None = 2, log=lambda s: None, hint=None,
@@ -334,7 +388,12 @@ def _export_component(comp: Component, model, backend: str, quant: str, out_dir:
     if quant == "int8":
         if calib is None:
             raise ValueError("int8 needs calibration faces")
-        edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log, hint, thresholds)
+        if isinstance(hint, ComposedRecipe):
+            edge, et, rec = _export_int8_composed(comp, model, example, calib, backend, names, path, threads, log,
+                                                  hint, thresholds)
+        else:
+            edge, et, rec = _export_int8(comp, model, example, calib, backend, names, path, threads, log, hint,
+                                         thresholds)
         qrecord.update(rec)
     else:
         edge, et = lower(torch.export.export(comp.module, example, strict=False), backend, quant)

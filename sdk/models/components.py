@@ -110,6 +110,12 @@ def reference_outputs(model, image: torch.Tensor, landmarks: torch.Tensor | None
     return {"image_features": f, "condition": c, "epr": z, "logits": model.udcformer(image, landmarks, z)}
 
 
+def component_modules(model) -> dict[str, nn.Module]:
+    """LRDif's four on-device components by name, as modules of ``model`` (the fused pipeline holds the same ones)."""
+    return {"clip_image": model.clip_image, "fpen_s2": model.fpen_s2, "denoiser": model.diffusion,
+            "udcformer": model.udcformer}
+
+
 def on_device_components(model, batch: int = 1, seed: int = 0, fuse: bool = False) -> list[Component]:
     """The components with example inputs computed from one deterministic sample (DDAMFN: one component,
     ``ddamfn``; ``fuse`` adds nothing, it is one program already)."""
@@ -121,11 +127,12 @@ def on_device_components(model, batch: int = 1, seed: int = 0, fuse: bool = Fals
         f_img = model.clip_image(ex["image"])
         cond = model.fpen_s2(f_img)
         epr = model.diffusion(cond, ex["noise"])
+    mods = component_modules(model)
     comps = [
-        Component("clip_image", model.clip_image, {"image": ex["image"]}, ("image_features",)),
-        Component("fpen_s2", model.fpen_s2, {"image_features": f_img}, ("condition",)),
-        Component("denoiser", model.diffusion, {"condition": cond, "noise": ex["noise"]}, ("epr",)),
-        Component("udcformer", model.udcformer,
+        Component("clip_image", mods["clip_image"], {"image": ex["image"]}, ("image_features",)),
+        Component("fpen_s2", mods["fpen_s2"], {"image_features": f_img}, ("condition",)),
+        Component("denoiser", mods["denoiser"], {"condition": cond, "noise": ex["noise"]}, ("epr",)),
+        Component("udcformer", mods["udcformer"],
                   {"image": ex["image"], "landmarks": ex["landmarks"], "epr": epr}, ("logits",)),
     ]
     if fuse:
