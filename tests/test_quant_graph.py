@@ -268,3 +268,86 @@ def test_per_component_recipe_refuses_what_does_not_fit_the_graph():
         _per_component({"m.nowhere": ("gemm-int8", ())}, m, ex)
     with pytest.raises(ValueError, match="needs the components' recipes"):
         PT2E(m, ex).calibrate(PER_COMPONENT, [ex])
+
+
+class MiniFour(nn.Module):
+    """Four parts wired as LRDif's (clip_image -> fpen_s2 -> diffusion(cond, noise) -> udcformer(image, landmarks,
+    epr)), a few linear layers each, so a fused pipeline lowers in seconds."""
+
+    def __init__(self):
+        super().__init__()
+        self.clip_image = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16))
+        self.fpen_s2 = nn.Sequential(nn.Linear(16, 8), nn.GELU(), nn.Linear(8, 8))
+        self.diffusion = _Den()
+        self.udcformer = _Head()
+
+    def forward(self, image, landmarks, noise):
+        return self.udcformer(image, landmarks, self.diffusion(self.fpen_s2(self.clip_image(image)), noise))
+
+
+class _Den(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(8, 8)
+
+    def forward(self, cond, noise):
+        return self.net(cond + noise)
+
+
+class _Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj, self.head = nn.Linear(8, 16), nn.Linear(16, 7)
+
+    def forward(self, image, landmarks, epr):
+        return self.head(self.proj(epr)) + landmarks.mean() + image.mean()
+
+
+def _mini_pipeline(n: int = 24):
+    from udc.export.reference import ReferenceIO
+    from udc.sdk.models.components import Component, Pipeline
+
+    torch.manual_seed(0)
+    model = MiniFour().eval()
+    t = {"image": torch.randn(n, 3, 8, 8), "landmarks": torch.rand(n, 68, 2), "noise": torch.randn(n, 8)}
+    with torch.no_grad():
+        t["image_features"] = model.clip_image(t["image"])
+        t["condition"] = model.fpen_s2(t["image_features"])
+        t["epr"] = model.diffusion(t["condition"], t["noise"])
+        t["logits"] = model.udcformer(t["image"], t["landmarks"], t["epr"])
+    calib = ReferenceIO(list(range(n)), t)
+    comp = Component("pipeline", Pipeline(model), {k: t[k][:1].clone() for k in ("image", "landmarks", "noise")},
+                     ("logits",))
+    return model, comp, calib
+
+
+def test_composed_pipeline_is_checked_once_lowered_and_a_miss_runs_its_own_search(tmp_path, monkeypatch):
+    """The composed pipeline is lowered and run on the calibration faces: it passes the int8 thresholds here (the record
+    says per-component, its parts, one lowered check); against thresholds nothing int8 can meet (cosine 1.0) it
+    misses, and the pipeline's own search (stubbed here) runs and keeps the composed attempt's failures."""
+    from udc.export.quant.recipe_hints import ComposedRecipe
+    from udc.export.targets import executorch_export as ee
+    from udc.sdk.parity.metrics import THRESHOLDS
+
+    model, comp, calib = _mini_pipeline()
+    composed = ComposedRecipe((("clip_image", "gemm-int8", ()), ("fpen_s2", "all-int8", ()),
+                               ("denoiser", "all-int8", ()), ("udcformer", "gemm-int8-sensitive-1", ("head",))))
+    example, names = tuple(comp.inputs.values()), list(comp.inputs)
+    logged: list[str] = []
+    # top-1 at 50 %: this random model's 24 faces have near-tied logits that int8 rounding may flip on another CPU;
+    # the cosine threshold (0.99) is the int8 one
+    loose = {**THRESHOLDS["int8"], "top1": 0.5}
+    _, _, rec = ee._export_int8_composed(comp, model, example, calib, "xnnpack", names, tmp_path / "p.pte", 1,
+                                         logged.append, composed, loose)
+    assert rec["recipe"] == "per-component" and rec["parts"]["udcformer"]["kept_layers"] == ["head"]
+    assert rec["lowered_checks"][0]["passed"] and rec["lowered_checks"][0]["end_to_end"]["cosine"] > 0.99
+    assert "layer model.udcformer.head" in rec["float_kept"] and (tmp_path / "p.pte").stat().st_size > 0
+
+    searched = []
+    monkeypatch.setattr(ee, "_export_int8", lambda *a, **k: searched.append(k) or ("edge", "et", {"recipe": "own"}))
+    strict = {**THRESHOLDS["int8"], "cosine": 1.0}
+    edge, et, rec = ee._export_int8_composed(comp, model, example, calib, "xnnpack", names, tmp_path / "q.pte", 1,
+                                             logged.append, composed, strict)
+    assert (edge, et, rec["recipe"]) == ("edge", "et", "own") and searched == [{"thresholds": strict}]
+    assert rec["composed"]["passed"] is False and any("cosine" in f for f in rec["composed"]["failures"])
+    assert "the pipeline's own recipe search" in logged[-1]
