@@ -106,20 +106,24 @@ def recipe_filter(recipe: str, gm: torch.fx.GraphModule, kept_paths: Iterable[st
     sensitivity recipes, the module paths kept float)."""
     if recipe == "all-int8":
         return None, []
-    gemms = gemm_nodes(gm)
-    kept: set[torch.fx.Node] = set()
-    if recipe == "gemm-int8-ends-float" and gemms:
-        kept = {gemms[0], gemms[-1]}
-    elif recipe.startswith(SENSITIVE):
-        paths = set(kept_paths)
-        kept = {n for n in gemms if module_path(n) in paths}
-    elif recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}, {SENSITIVE}K")
+    kept = _kept_float(recipe, gemm_nodes(gm), set(kept_paths))
 
     def keep(n: torch.fx.Node) -> bool:
         return n.target in GEMM_TARGETS and n not in kept
 
     return keep, sorted({module_path(n) for n in kept})
+
+
+def _kept_float(recipe: str, gemms: list[torch.fx.Node], paths: set[str]) -> set[torch.fx.Node]:
+    """The GEMM nodes (of ``gemms``, in graph order) a recipe other than all-int8 keeps float: none (gemm-int8), the
+    first and last (ends-float), those of the module ``paths`` (sensitive-K)."""
+    if recipe == "gemm-int8-ends-float" and gemms:
+        return {gemms[0], gemms[-1]}
+    if recipe.startswith(SENSITIVE):
+        return {n for n in gemms if module_path(n) in paths}
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}, {SENSITIVE}K")
+    return set()
 
 
 #: The fused ``pipeline``'s recipe when it is composed from the four programs' (``--fuse --quant int8``): each component's
@@ -135,8 +139,9 @@ def composed_filter(parts: dict[str, tuple[str, Sequence[str]]], gm: torch.fx.Gr
                     ) -> tuple[Callable[[torch.fx.Node], bool], list[str]]:
     """``(which nodes to quantize, float-kept layer names)`` of :data:`PER_COMPONENT`: ``parts`` maps a module prefix
     of ``gm`` (``model.clip_image``) to the recipe and float-kept layers (relative to that module, as its own program's
-    record names them) of that component. Each part is :func:`recipe_filter` applied to the part's own nodes (its
-    first and last GEMM, its layers); a node outside every part (the glue between components) stays float."""
+    record names them) of that component. Each part keeps float what its recipe keeps in the part's own nodes (its
+    first and last GEMM, its layers: :func:`_kept_float`, as :func:`recipe_filter`); a node outside every part (the
+    glue between components) is never asked int8."""
     scope: dict[torch.fx.Node, str] = {}
     for n in gm.graph.nodes:
         if n.op == "call_function":
@@ -153,18 +158,12 @@ def composed_filter(parts: dict[str, tuple[str, Sequence[str]]], gm: torch.fx.Gr
         gemms = [n for n in gemm_nodes(gm) if scope.get(n) == prefix]
         if not gemms:
             raise ValueError(f"{PER_COMPONENT}: no linear or conv layer of the fused graph lies in {prefix!r}")
-        kept: set[torch.fx.Node] = set()
-        if recipe == "gemm-int8-ends-float":
-            kept = {gemms[0], gemms[-1]}
-        elif recipe.startswith(SENSITIVE):
-            paths = {f"{prefix}.{k}" for k in kept_paths}
-            kept = {n for n in gemms if module_path(n) in paths}
-            if len({module_path(n) for n in kept}) != len(paths):
-                missing = sorted(paths - {module_path(n) for n in kept})
-                raise ValueError(f"{PER_COMPONENT}: {recipe} keeps {', '.join(missing)} float, which the fused graph "
-                                 "does not have")
-        elif recipe != "gemm-int8":
-            raise ValueError(f"{PER_COMPONENT}: unknown recipe {recipe!r} for {prefix!r}")
+        paths = {f"{prefix}.{k}" for k in kept_paths} if recipe.startswith(SENSITIVE) else set()
+        kept = _kept_float(recipe, gemms, paths)
+        missing = sorted(paths - {module_path(n) for n in kept})
+        if missing:
+            raise ValueError(f"{PER_COMPONENT}: {recipe} keeps {', '.join(missing)} float, which the fused graph "
+                             "does not have")
         keeps[prefix] = (lambda n, kept=kept: n.target in GEMM_TARGETS and n not in kept)
         kept_layers += sorted({module_path(n) for n in kept})
 
