@@ -448,8 +448,8 @@ def _run_export(req: ExportRequest, log: Callable[[str], None]) -> ExportResult:
     # --fuse --quant int8 (XNNPACK): the fused pipeline is quantized as the four programs were, once they are done
     # (recipe_hints.ComposedRecipe; its own search only if that misses)
     chain = chain_of(model)
-    compose = (quant == "int8" and backend == "xnnpack" and "pipeline" in [c.name for c in comps]
-               and all(n in [c.name for c in comps] for n in chain))
+    exported = {c.name for c in comps}
+    compose = quant == "int8" and backend == "xnnpack" and {"pipeline", *chain} <= exported
     first = [c for c in comps if not (compose and c.name == "pipeline")]
 
     def composed() -> None:

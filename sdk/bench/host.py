@@ -111,14 +111,16 @@ def cpu_features(cpuinfo: str | None = None) -> list[str]:
 def host_info(threads: int | None) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
     return {"kind": "host", "system": platform.system(), "machine": platform.machine(), "cpu": cpu,
-            "isa": cpu_features(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version()}
+            "isa": cpu_features(cpuinfo), "cores": os.cpu_count(), "threads": threads,
+            "python": platform.python_version()}
 
 
 def describe_cpu(info: dict[str, Any]) -> str:
