@@ -10,7 +10,7 @@ import torch
 
 from udc.export.heap import heap_reuse
 from udc.export.parallel import ThreadShare
-from udc.export.quant.recipes import layer_sensitivity
+from udc.export.quant.sensitivity import layer_sensitivity
 from udc.export.quant.threads import rebalance, set_share, torch_threads
 
 

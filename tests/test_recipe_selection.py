@@ -360,7 +360,7 @@ def test_sensitivity_ranks_on_the_first_faces_only():
     import torch
     from sdk_bundles import tiny_reference
 
-    from udc.export.quant.recipes import component_sensitivity, layer_sensitivity
+    from udc.export.quant.sensitivity import component_sensitivity, layer_sensitivity
     from udc.export.reference import downstream_logits
     from udc.sdk.models.components import on_device_components
 

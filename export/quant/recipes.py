@@ -19,7 +19,7 @@ int8:
                              K layers float whose int8 error moves the logits most. Sensitivity is
                              measured one layer at a time (that layer's input, weight and output
                              fake-quantized to int8, everything else float, batched on the first
-                             :data:`RANK_FACES` calibration faces, scored by 1 - cosine of the
+                             :data:`~udc.export.quant.sensitivity.RANK_FACES` calibration faces, scored by 1 - cosine of the
                              end-to-end logits); K = 1, 2, 4, ... up to a quarter of the layers, the
                              first K that passes (each K scored on every calibration face).
 
@@ -41,18 +41,11 @@ import torch
 from udc.sdk.parity.metrics import THRESHOLDS, rounded
 
 from .observer_cache import ObserverCache
-from .threads import rebalance, torch_threads
+from .threads import torch_threads
 
 aten = torch.ops.aten
 
 RECIPES = ("all-int8", "gemm-int8", "gemm-int8-ends-float")
-
-#: Faces the sensitivity ranking runs on (the first of the calibration set). The ranking runs the whole
-#: component once per layer, so its cost is layers x faces; measured (docs/measured-facts.md) on the trained
-#: ``fer`` UDCformer, ranking on 32 of 128 faces took a third of the time and kept the same top-2 layers
-#: and 6 of the top 8. Only the order is taken from the subset: every ``gemm-int8-sensitive-K`` candidate
-#: is still scored on all the calibration faces.
-RANK_FACES = 32
 
 #: What each recipe asks the quantizer for. What it then stores in int8 reaches further (the quantizer also takes
 #: ops that read an int8 result directly, e.g. a layer norm's first mean after an int8 conv): the manifest's
@@ -509,101 +502,3 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     if not left:
         return None, cands, extra
     return max(left, key=lambda c: c.metrics["end_to_end"]["cosine"]).recipe, cands, extra
-
-
-# ------------------------------------------------------------------------------------------ sensitivity
-def component_sensitivity(model, name: str, module: torch.nn.Module, paths: Sequence[str], calib,
-                          faces: int = RANK_FACES) -> list[tuple[str, float]]:
-    """:func:`layer_sensitivity` of component ``name`` (``module``: its float module) with the rest of the
-    chain float, on the first ``faces`` faces of ``calib`` (a :class:`udc.export.reference.ReferenceIO`)."""
-    from udc.export.reference import downstream_logits
-
-    sub = calib.head(faces)
-    return layer_sensitivity(module, paths, sub.inputs(name), lambda out: downstream_logits(model, name, out, sub),
-                             sub.tensors["logits"])
-
-
-def _fq_tensor(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = max((hi - lo) / 255.0, 1e-12)
-    zp = int(round(-128 - lo / scale))
-    return torch.fake_quantize_per_tensor_affine(x, scale, max(-128, min(127, zp)), -128, 127)
-
-
-def _fq_weight(w: torch.Tensor) -> torch.Tensor:
-    flat = w.reshape(w.shape[0], -1)
-    scale = flat.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127.0
-    return (torch.round(flat / scale).clamp(-127, 127) * scale).reshape(w.shape)
-
-
-def _weight_name(mod: torch.nn.Module) -> str | None:
-    for name in ("weight", "in_proj_weight"):
-        if isinstance(getattr(mod, name, None), torch.Tensor):
-            return name
-    return None
-
-
-@torch.no_grad()
-def layer_sensitivity(module: torch.nn.Module, paths: Sequence[str], inputs: dict[str, torch.Tensor],
-                      to_logits: Callable[[torch.Tensor], torch.Tensor], ref_logits: torch.Tensor,
-                      batch: int = 64) -> list[tuple[str, float]]:
-    """``[(path, 1 - cosine of the end-to-end logits)]`` with only that layer int8, most sensitive first.
-
-    Eager and batched: the layer's input is fake-quantized per tensor (min/max over the faces), its
-    weight per output channel (symmetric), its output per tensor; ``to_logits`` finishes the chain.
-    """
-    from udc.sdk.parity.metrics import cosine
-
-    n = next(iter(inputs.values())).shape[0]
-
-    def run() -> torch.Tensor:
-        outs = []
-        for s in range(0, n, batch):
-            o = module(*[v[s:s + batch] for v in inputs.values()])
-            outs.append(o[0] if isinstance(o, (tuple, list)) else o)
-        return to_logits(torch.cat(outs))
-
-    mods = {}
-    for p in paths:
-        try:
-            m = module.get_submodule(p)
-        except AttributeError:
-            continue
-        if _weight_name(m) is not None:
-            mods[p] = m
-    ranges: dict[str, list[float]] = {p: [0.0, 0.0, 0.0, 0.0] for p in mods}
-    hooks = []
-    for p, m in mods.items():
-        def pre(mod, args, p=p):
-            r = ranges[p]
-            r[0], r[1] = min(r[0], float(args[0].min())), max(r[1], float(args[0].max()))
-
-        def post(mod, args, out, p=p):
-            o = out[0] if isinstance(out, (tuple, list)) else out
-            r = ranges[p]
-            r[2], r[3] = min(r[2], float(o.min())), max(r[3], float(o.max()))
-        hooks += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
-    rebalance()
-    with torch_threads(torch.get_num_threads()):
-        run()
-    for h in hooks:
-        h.remove()
-    scores = []
-    for p, m in mods.items():
-        r = ranges[p]
-        wname = _weight_name(m)
-        w = getattr(m, wname)
-        saved = w.data.clone()
-        rebalance()  # a long ranking: take the threads of export workers that finished
-        w.data = _fq_weight(saved)
-        h1 = m.register_forward_pre_hook(lambda mod, args, r=r: (_fq_tensor(args[0], r[0], r[1]), *args[1:]))
-        h2 = m.register_forward_hook(
-            lambda mod, args, out, r=r: _fq_tensor(out, r[2], r[3]) if isinstance(out, torch.Tensor) else out)
-        try:
-            logits = run()
-        finally:
-            h1.remove()
-            h2.remove()
-            w.data = saved
-        scores.append((p, 1.0 - cosine(ref_logits, logits)))
-    return sorted(scores, key=lambda t: -t[1])

@@ -29,15 +29,14 @@ from ..quant.recipe_hints import ComposedRecipe
 from ..quant.recipes import (
     PER_COMPONENT,
     PT2E,
-    RANK_FACES,
     RECIPES,
     candidate_passes,
     choose_recipe,
-    component_sensitivity,
     describe,
     measured_float_kept,
     op_precision,
 )
+from ..quant.sensitivity import RANK_FACES, component_sensitivity
 from ..quant.threads import torch_threads
 from ..reference import ReferenceIO, downstream_logits, per_sample
 

@@ -25,9 +25,8 @@ from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of
 from udc.sdk.parity.metrics import compare, rounded
 
 from ..artifact import Artifact, host_runner, tensor_spec
-from ..quant.recipes import (
-    RANK_FACES, RECIPES, SENSITIVE, choose_recipe, component_sensitivity, describe, float_kept_list,
-)
+from ..quant.recipes import RECIPES, SENSITIVE, choose_recipe, describe, float_kept_list
+from ..quant.sensitivity import RANK_FACES, component_sensitivity
 from ..reference import ReferenceIO, downstream_logits, per_sample
 
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
