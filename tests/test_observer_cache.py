@@ -35,21 +35,24 @@ def _same(a, b) -> bool:
 
 
 def test_restored_recipes_convert_bit_identical(denoiser):
+    from torchao.quantization.pt2e.observer import ObserverBase
+
     comp, samples = denoiser
     cached = _pt2e(comp)
     layers = cached.layer_paths()
     plan = [("all-int8", ()), ("gemm-int8", ()), ("gemm-int8-sensitive-1", layers[:1])]
     for recipe, kept in plan:
         p, _ = cached.calibrate(recipe, samples, kept)
+        assert not [m for m in p.modules() if isinstance(m, ObserverBase) and "forward" in m.__dict__]  # unsilenced
         got = _outputs(cached.convert(p), samples)
         fresh = _pt2e(comp)
         p2, _ = fresh.calibrate(recipe, list(samples), kept)
         want = _outputs(fresh.convert(p2), samples)
         assert _same(got, want), recipe
     # all-int8 shares one observer over each concatenation's inputs and output, gemm-int8 observes the
-    # concatenation alone: a different observer, so gemm-int8 is calibrated; the sensitive recipe's
-    # observers are all gemm-int8's, so it is restored
-    assert (cached.cache.calibrated, cached.cache.restored) == (2, 1)
+    # concatenation alone: a different observer, so gemm-int8 is calibrated, its other observers restored
+    # from all-int8's and silenced; the sensitive recipe's observers are all gemm-int8's, so it is restored
+    assert (cached.cache.calibrated, cached.cache.partial, cached.cache.restored) == (2, 1, 1)
     assert cached.cache.ranges  # histogram searches memoized
 
 

@@ -11,10 +11,12 @@ inserted it. The recipe search used to calibrate each candidate from scratch and
 
 :class:`ObserverCache` keeps, per observer key (the names of the graph nodes it watches, its class and
 its quantization settings), the observer's buffers after calibration, and per histogram the searched
-range. A later recipe whose observers are all known is restored instead of calibrated; one with any
-unknown observer is calibrated in full (and its observers added). Exactness is tested, not assumed:
-``tests/test_observer_cache.py`` requires the restored-and-converted module to compute bit-identical
-outputs to the freshly calibrated one.
+range. A later recipe whose observers are all known is restored instead of calibrated; one with unknown
+observers is calibrated with its known ones restored and silenced (:meth:`ObserverCache.restore_known`:
+a histogram observer's update is most of a calibration pass; the random-init ``mobile`` UDCformer's
+gemm-int8 after all-int8, docs/measured-facts.md), and its new observers are added. Exactness is tested,
+not assumed: ``tests/test_observer_cache.py`` requires the restored-and-converted module to compute
+bit-identical outputs to the freshly calibrated one.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class ObserverCache:
         self.states: dict[tuple, dict[str, torch.Tensor]] = {}
         self.ranges: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
         self.restored = self.calibrated = 0  # how many preparations each way (the tests read them)
+        self.partial = 0  # of the calibrated, how many had known observers restored and silenced
 
     def restore(self, prepared: torch.fx.GraphModule) -> bool:
         """Load every observer of ``prepared`` from the cache; False (nothing changed) if any is unknown."""
@@ -62,6 +65,27 @@ class ObserverCache:
                 buf.resize_(saved.shape).copy_(saved)
         self.restored += 1
         return True
+
+    def restore_known(self, prepared: torch.fx.GraphModule) -> int:
+        """Load the observers of ``prepared`` that the cache knows and silence them (their ``forward`` passes
+        the tensor through, so calibrating updates only the others); returns how many. Call :meth:`unsilence`
+        after calibrating."""
+        known = 0
+        for o, key in _observers(prepared).values():
+            if key not in self.states:
+                continue
+            known += 1
+            for name, buf in o.named_buffers(recurse=False):
+                saved = self.states[key][name]
+                buf.resize_(saved.shape).copy_(saved)
+            o.forward = _passthrough
+        return known
+
+    @staticmethod
+    def unsilence(prepared: torch.fx.GraphModule) -> None:
+        for o, _ in _observers(prepared).values():
+            if o.__dict__.get("forward") is _passthrough:
+                del o.forward
 
     def store(self, prepared: torch.fx.GraphModule) -> None:
         """Remember the statistics of ``prepared``'s observers (after calibration)."""
@@ -78,6 +102,10 @@ class ObserverCache:
         for o, _ in _observers(prepared).values():
             if isinstance(o, HistogramObserver):
                 o._non_linear_param_search = types.MethodType(_memoized(self.ranges, type(o)._non_linear_param_search), o)
+
+
+def _passthrough(x):
+    return x
 
 
 def _memoized(ranges: dict, search):

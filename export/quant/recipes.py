@@ -351,13 +351,19 @@ class PT2E:
         quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(
             get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(gm, quantizer)
-        if samples is self._samples and self.cache.restore(prepared):  # same faces, every observer known
+        same = samples is self._samples
+        if same and self.cache.restore(prepared):  # same faces, every observer known
             return prepared, kept_layers
-        with torch.no_grad(), torch_threads(1):
-            for args in samples:
-                prepared(*args)
-        if samples is not self._samples:
+        partial = same and self.cache.restore_known(prepared) > 0
+        try:
+            with torch.no_grad(), torch_threads(1):
+                for args in samples:
+                    prepared(*args)
+        finally:
+            self.cache.unsilence(prepared)
+        if not same:
             self.cache, self._samples = ObserverCache(), samples
+        self.cache.partial += partial
         self.cache.store(prepared)
         return prepared, kept_layers
 
