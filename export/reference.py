@@ -44,6 +44,14 @@ class ReferenceIO:
         faces = replace(f, images=f.images[:n], landmarks=f.landmarks[:n], noise=f.noise[:n], labels=f.labels[:n])
         return ReferenceIO(faces, {k: v[:n] for k, v in self.tensors.items()})
 
+    def take(self, indices: Sequence[int]) -> "ReferenceIO":
+        """The faces at ``indices``, in that order, every tensor indexed alike."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        f = self.faces
+        faces = replace(f, images=f.images[idx], landmarks=f.landmarks[idx], noise=f.noise[idx],
+                        labels=f.labels[idx.numpy()])
+        return ReferenceIO(faces, {k: v[idx] for k, v in self.tensors.items()})
+
     def sample(self, component: str, i: int) -> tuple[torch.Tensor, ...]:
         """Batch-1, contiguous inputs of sample ``i`` (canonical strides, what export and runtimes want)."""
         return tuple(_canonical(self.tensors[k][i:i + 1]) for k in INPUTS[component])

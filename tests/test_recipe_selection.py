@@ -387,3 +387,100 @@ def test_sensitivity_ranks_on_the_first_faces_only():
     assert on5 == manual and len(on5) == len(paths)
     assert {p for p, _ in full} == set(paths) and all(math.isfinite(v) for _, v in full)
     assert full != on5  # different faces, different scores: the subset really is a subset
+
+
+# ------------------------------------------------------------------------------------------ stopped candidates
+def _stopped(m):
+    return {**m, "stopped": "scored on 8 of 100 faces, most near-tied first: 1 top-1 flip(s), more than the 0"}
+
+
+def test_a_stopped_candidate_fails_and_is_completed_only_when_nothing_passes():
+    """A candidate scored until its top-1 failed carries ``stopped``: it fails (its reason in the failures), and
+    ``complete`` re-scores it on every face only when the choice falls back to comparing failing candidates."""
+    full = {(R0, ()): metrics(cos=0.95, top1=0.5), (R1, ()): metrics(cos=0.999, top1=0.5, ma=1.0),
+            (R2, ()): metrics(cos=0.96, top1=0.5)}
+    partial = {k: _stopped(metrics(cos=0.999, top1=0.875)) for k in full}
+    completed = []
+
+    def complete(r, kept):
+        completed.append((r, tuple(kept)))
+        return full[(r, tuple(kept))]
+
+    chosen, cands, extra = choose_recipe(Script(partial), RECIPES, complete=complete)
+    assert completed == list(full)  # each stopped candidate, once
+    assert chosen == R1 and extra["basis"].startswith("margin-aware")  # on the completed scores
+    assert [c.metrics for c in cands] == [full[k] for k in full]
+
+    # a later candidate passes: the stopped ones are never completed, and say why they failed
+    completed.clear()
+    table = {(R0, ()): partial[(R0, ())], (R1, ()): PASS}
+    chosen, cands, _ = choose_recipe(Script(table), RECIPES, complete=complete)
+    assert chosen == R1 and completed == []
+    assert not cands[0].passed and any("most near-tied first" in f for f in cands[0].failures)
+
+    # a stopped candidate whose partial scores would pass is still a failure
+    table = {(R0, ()): _stopped(PASS), (R1, ()): PASS}
+    chosen, cands, _ = choose_recipe(Script(table), RECIPES, complete=complete)
+    assert chosen == R1 and not cands[0].passed
+
+
+@pytest.fixture(scope="module")
+def tiny_udcformer():
+    from sdk_bundles import tiny_reference
+
+    from udc.sdk.models.components import on_device_components
+
+    model, ref = tiny_reference(40)
+    comp = next(c for c in on_device_components(model) if c.name == "udcformer")
+    return model, ref, comp
+
+
+def test_near_tied_first_orders_by_the_top2_gap():
+    import torch
+
+    from udc.export.targets.executorch_export import near_tied_first
+
+    logits = torch.tensor([[3.0, 0.0, 1.0], [1.0, 1.1, 0.0], [5.0, 5.0, 0.0], [0.0, 3.0, -1.0]])
+    assert near_tied_first(logits) == [2, 1, 0, 3]  # gaps 2, 0.1, 0, 3
+
+
+def test_scored_until_failed_scores_every_face_when_nothing_flips(tiny_udcformer):
+    import torch
+
+    from udc.export.quant.threads import torch_threads
+    from udc.export.reference import per_sample
+    from udc.export.targets.executorch_export import _metrics, scored_until_failed
+
+    model, ref, comp = tiny_udcformer
+    calls = []
+    fn = lambda *a: calls.append(1) or comp.module(*a)  # noqa: E731 - the float component: no flips
+    with torch.no_grad():
+        m = scored_until_failed(fn, "udcformer", model, ref, top1=0.99)
+        with torch_threads(1):  # as the search scores a candidate
+            out = per_sample(comp.module, ref, "udcformer")
+        want = _metrics("udcformer", model, out, ref)
+    assert "stopped" not in m and len(calls) == len(ref)
+    assert m == want  # every face, in the set's order: the metrics of scoring them all
+
+
+@pytest.mark.parametrize("broken", ["noise", "nan"])
+def test_scored_until_failed_stops_once_top1_cannot_pass(tiny_udcformer, broken):
+    import torch
+
+    from udc.export.quant.recipes import candidate_passes
+    from udc.export.targets.executorch_export import SCORE_CHUNK, scored_until_failed
+
+    model, ref, comp = tiny_udcformer
+    calls = []
+    gen = torch.Generator().manual_seed(0)
+
+    def fn(*a):
+        calls.append(1)
+        out = comp.module(*a)
+        return out + 100 * torch.randn(out.shape, generator=gen) if broken == "noise" else out * float("nan")
+
+    with torch.no_grad():
+        m = scored_until_failed(fn, "udcformer", model, ref, top1=0.99)
+    assert "stopped" in m and len(calls) == SCORE_CHUNK < len(ref)
+    assert m["end_to_end"]["n"] == SCORE_CHUNK and f"of {len(ref)} faces" in m["stopped"]
+    assert not candidate_passes(m, "int8")[0]

@@ -429,7 +429,9 @@ def candidate_passes(metrics: dict[str, Any], quant: str | dict[str, Any] = "int
 def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], recipes: Sequence[str] = RECIPES,
                   quant: str | dict[str, Any] = "int8", ranking: Callable[[], list[tuple[str, float]]] | None = None,
                   n_layers: int = 0, log=lambda s: None, chained: int = CHAINED, hint=None,
-                  rejected: dict[str, list[str]] | None = None) -> tuple[str | None, list[Candidate], dict[str, Any]]:
+                  rejected: dict[str, list[str]] | None = None,
+                  complete: Callable[[str, Sequence[str]], dict[str, Any]] | None = None
+                  ) -> tuple[str | None, list[Candidate], dict[str, Any]]:
     """Score ``recipes`` with ``evaluate(recipe, kept_paths) -> {"component", "end_to_end"}``; if none passes
     and a ``ranking`` (most sensitive layer first) is given, try keeping the top K layers float.
 
@@ -450,17 +452,26 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     them exactly as past a simulation miss, and no fallback picks them; with every candidate rejected the choice
     is ``None``. Calling again with a longer ``rejected`` re-scores what was scored before, so ``evaluate``
     should remember its answers (the exporters' do).
+
+    ``evaluate`` may stop scoring a candidate once its top-1 cannot reach the threshold (its metrics then hold
+    ``stopped``: ExecuTorch's :func:`~udc.export.targets.executorch_export.scored_until_failed`). Such a candidate
+    fails whatever the other faces score; when nothing passes, the choice between failing candidates needs their
+    scores on every face, so each stopped one is scored again by ``complete(recipe, kept_paths)`` first.
     """
     rejected = rejected or {}
     cands: list[Candidate] = []
     extra: dict[str, Any] = {"ranking": None, "kept": {}, "basis": "thresholds", "hint": None}
 
-    def add(r: str, kept: Sequence[str]) -> Candidate:
-        m = evaluate(r, kept)
+    def judged(r: str, m: dict[str, Any]) -> Candidate:
         ok, fails = candidate_passes(m, quant, chained=chained)
+        if "stopped" in m:
+            ok, fails = False, fails + [m["stopped"]]
         if r in rejected:
             ok, fails = False, fails + [f"its lowered program missed ({'; '.join(rejected[r])})"]
-        c = Candidate(r, m, ok, fails)
+        return Candidate(r, m, ok, fails)
+
+    def add(r: str, kept: Sequence[str]) -> Candidate:
+        c = judged(r, evaluate(r, kept))
         cands.append(c)
         return c
 
@@ -498,6 +509,10 @@ def choose_recipe(evaluate: Callable[[str, Sequence[str]], dict[str, Any]], reci
     passing = [c for c in cands if c.passed]
     if passing:
         return passing[0].recipe, cands, extra
+    if complete is not None:  # choosing between failing candidates: on every face
+        for i, c in enumerate(cands):
+            if "stopped" in c.metrics:
+                cands[i] = judged(c.recipe, complete(c.recipe, extra["kept"].get(c.recipe, ())))
     tied = [c for c in cands if margin_ok(c)]
     if tied:  # of those, the best plain top-1 (the first, i.e. the most int8, among equals)
         extra["basis"] = "margin-aware top-1 (the plain top-1 threshold is unreachable: near-tied reference logits)"

@@ -35,6 +35,7 @@ from ..quant.recipes import (
     describe,
     measured_float_kept,
     op_precision,
+    selection_thresholds,
 )
 from ..quant.sensitivity import RANK_FACES, component_sensitivity
 from ..quant.threads import torch_threads
@@ -167,9 +168,59 @@ def lower_in_turn(search: Callable[[dict[str, list[str]]], tuple[str | None, lis
     return done, first, cands, extra
 
 
-def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO) -> dict[str, Any]:
+def _metrics(name: str, model, out: torch.Tensor, calib: ReferenceIO, logits: torch.Tensor | None = None
+             ) -> dict[str, Any]:
+    """The component's own scores and the end-to-end ones (``logits``: the chain finished from ``out``, when known)."""
+    e2e = downstream_logits(model, name, out, calib) if logits is None else logits
     return {"component": compare(calib.output(name), out, logits=name in LOGIT_COMPONENTS),
-            "end_to_end": compare(calib.tensors["logits"], downstream_logits(model, name, out, calib), logits=True)}
+            "end_to_end": compare(calib.tensors["logits"], e2e, logits=True)}
+
+
+#: Faces a candidate is scored on between two looks at its top-1 flips (:func:`scored_until_failed`).
+SCORE_CHUNK = 8
+
+
+def near_tied_first(logits: torch.Tensor) -> list[int]:
+    """Face indices by the reference's top-2 logit gap, smallest first (the faces a quantized program flips first)."""
+    top2 = logits.topk(min(2, logits.shape[1]), dim=1).values
+    gap = top2[:, 0] - top2[:, -1]
+    return sorted(range(len(gap)), key=lambda i: (float(gap[i]), i))
+
+
+def scored_until_failed(fn: Callable, name: str, model, calib: ReferenceIO, top1: float,
+                        chunk: int = SCORE_CHUNK) -> dict[str, Any]:
+    """A candidate's :func:`_metrics`, scoring the faces most near-tied first and stopping once its end-to-end top-1
+    flips exceed what ``top1`` allows on all the faces: it fails then whatever the other faces do, and a failing
+    candidate of the search is not chosen on its scores (a search where nothing passes completes them,
+    :func:`udc.export.quant.recipes.choose_recipe`). A stopped candidate's scores are those of the faces scored
+    (their ``n``), with ``stopped`` saying how many of how many and why. A non-finite row counts as a flip.
+    Scored to the end, the metrics are :func:`_metrics` of every face in the set's order."""
+    n = len(calib)
+    allowed = int((1.0 - top1) * n + 1e-9)  # flips the threshold allows on all n faces
+    ref_top = calib.tensors["logits"].argmax(1)
+    order = near_tied_first(calib.tensors["logits"])
+    outs: dict[int, torch.Tensor] = {}
+    logits: dict[int, torch.Tensor] = {}
+    flips = 0
+    for start in range(0, n, chunk):
+        idx = order[start:start + chunk]
+        with torch_threads(1):  # the PT2E module's tiny kernels (docs/int8-recipes.md); the float chain after it batched
+            part = per_sample(fn, calib.take(idx), name)
+        lg = downstream_logits(model, name, part, calib.take(idx))
+        for j, i in enumerate(idx):
+            outs[i], logits[i] = part[j:j + 1], lg[j:j + 1]
+        bad = ~torch.isfinite(lg).all(1)
+        flips += int(((lg.argmax(1) != ref_top[idx]) | bad).sum())
+        done = start + len(idx)
+        if flips > allowed and done < n:
+            sub = calib.take(order[:done])
+            m = _metrics(name, model, torch.cat([outs[i] for i in order[:done]]), sub,
+                         torch.cat([logits[i] for i in order[:done]]))
+            m["stopped"] = (f"scored on {done} of {n} faces, most near-tied first: {flips} top-1 flip(s), more than "
+                            f"the {allowed} that {100 * top1:.2f} % allows on {n}")
+            return m
+    return _metrics(name, model, torch.cat([outs[i] for i in range(n)]), calib,
+                    torch.cat([logits[i] for i in range(n)]))
 
 
 def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, backend: str, log, hint=None,
@@ -189,20 +240,32 @@ def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     scored: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     ranked: list = []
 
-    def evaluate(recipe: str, kept_paths) -> dict[str, Any]:
+    top1 = selection_thresholds(thresholds or "int8", chained=len(chain_of(model)))["top1"]
+
+    def evaluate(recipe: str, kept_paths, complete: bool = False) -> dict[str, Any]:
         key = (recipe, tuple(kept_paths))
-        if key in scored:
+        if key in scored and not (complete and "stopped" in scored[key]):
             return scored[key]
         t0 = time.perf_counter()
-        prepared, kept = q.calibrate(recipe, samples, kept_paths)
-        cq = q.convert(prepared)
-        converted[recipe] = (cq, kept)
-        with torch.no_grad(), torch_threads(1):
-            out = per_sample(cq, calib, name)
-        m = scored[key] = _metrics(name, model, out, calib)
+        if key in scored:  # a stopped candidate, now scored on every face
+            cq = converted[recipe][0]
+        else:
+            prepared, kept = q.calibrate(recipe, samples, kept_paths)
+            cq = q.convert(prepared)
+            converted[recipe] = (cq, kept)
+        with torch.no_grad():
+            if complete:
+                with torch_threads(1):
+                    out = per_sample(cq, calib, name)
+                m = _metrics(name, model, out, calib)
+            else:
+                m = scored_until_failed(cq, name, model, calib, top1)
+        scored[key] = m
+        e2e = m["end_to_end"]
         log(f"  {name}: {recipe}: cos {m['component']['cosine']:.5f}, end-to-end top-1 "
-            f"{100 * m['end_to_end']['top1_agreement']:.1f}% cos {m['end_to_end']['cosine']:.5f} "
-            f"(PT2E in PyTorch, {time.perf_counter() - t0:.1f} s)")
+            f"{100 * e2e['top1_agreement']:.1f}% cos {e2e['cosine']:.5f}"
+            + (f" on {e2e['n']} of {len(calib)} faces (stopped: top-1 fails)" if "stopped" in m else "")
+            + f" (PT2E in PyTorch, {time.perf_counter() - t0:.1f} s)")
         return m
 
     def ranking():
@@ -219,7 +282,7 @@ def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, bac
         calls.append(1)
         return choose_recipe(evaluate, RECIPES, quant=thresholds or "int8", ranking=ranking, n_layers=len(paths),
                              log=log, chained=len(chain_of(model)), hint=hint if len(calls) == 1 else None,
-                             rejected=rejected)
+                             rejected=rejected, complete=lambda r, kept: evaluate(r, kept, complete=True))
 
     return search, converted
 
