@@ -121,22 +121,20 @@ def test_replay_computes_only_what_the_layer_reaches():
     assert _computed(module, x, "head", budget=0)[0] == total  # nothing recorded: everything computed
 
 
-def test_the_view_rule_is_what_keeps_the_write_through_a_view_exact(monkeypatch):
+@pytest.mark.parametrize("cls, guard", [
+    (ThroughView, "the view rule: an in-place write also marks its target's base"),
+    (Escapes, "the escape rule: a dependent value leaving as a number turns the replay off"),
+])
+def test_each_guard_is_what_keeps_its_trap_exact(monkeypatch, cls, guard):
     torch.manual_seed(0)
-    module = ThroughView().eval()
+    module = cls().eval()
     x = torch.randn(12, 8)
     plain = _ranking(module, x, replay=False)
-    monkeypatch.setattr(sensitivity, "_inplace", lambda func: False)
-    assert dict(_ranking(module, x, replay=True))["b"] != dict(plain)["b"]
-
-
-def test_a_value_leaving_as_a_number_turns_the_replay_off(monkeypatch):
-    torch.manual_seed(0)
-    module = Escapes().eval()
-    x = torch.randn(12, 8)
-    plain = _ranking(module, x, replay=False)
-    monkeypatch.setattr(Replay, "_turn_off", lambda self: None)
-    assert dict(_ranking(module, x, replay=True))["b"] != dict(plain)["b"]
+    if cls is ThroughView:
+        monkeypatch.setattr(sensitivity, "_inplace", lambda func: False)
+    else:
+        monkeypatch.setattr(Replay, "_turn_off", lambda self: None)
+    assert dict(_ranking(module, x, replay=True))["b"] != dict(plain)["b"], guard
 
 
 def test_replay_needs_a_measured_pass_and_leaves_the_module_as_it_was():
