@@ -83,12 +83,15 @@ def _ranking(module, x, replay, batch=64):
     return layer_sensitivity(module, paths, {"x": x}, lambda out: out, ref, batch=batch, replay=replay)
 
 
+@pytest.mark.parametrize("budget", [None, 700], ids=["every-call", "a-few-calls"])
 @pytest.mark.parametrize("cls", [Branches, ThroughView, Escapes, Steers])
-def test_replay_scores_are_those_of_whole_forwards(cls):
+def test_replay_scores_are_those_of_whole_forwards(monkeypatch, cls, budget):
     torch.manual_seed(0)
     module = cls().eval()
     x = torch.randn(12, 8)
     plain = _ranking(module, x, replay=False, batch=5)
+    if budget is not None:  # a record that holds only some calls (batches of 5 x 16 floats: 320 bytes each)
+        monkeypatch.setattr(sensitivity, "replay_budget", lambda: budget)
     replayed = _ranking(module, x, replay=True, batch=5)
     assert plain == replayed
     assert all(v == v for _, v in plain) and len(plain) == len([m for m in module.modules() if isinstance(m, nn.Linear)])
@@ -119,6 +122,7 @@ def test_replay_computes_only_what_the_layer_reaches():
     assert _computed(module, x, "left.0")[0] == 6  # left and its 3, shared (its first call), head
     assert _computed(module, x, "shared")[0] == 3  # the holder of the weight runs both times, and head
     assert _computed(module, x, "head", budget=0)[0] == total  # nothing recorded: everything computed
+    assert 1 < _computed(module, x, "head", budget=4 * 16 * 4)[0] < total  # one [4, 16] output recorded
 
 
 @pytest.mark.parametrize("cls, guard", [
