@@ -13,8 +13,8 @@ inserted it. The recipe search used to calibrate each candidate from scratch and
 its quantization settings), the observer's buffers after calibration, and per histogram the searched
 range. A later recipe whose observers are all known is restored instead of calibrated; one with unknown
 observers is calibrated with its known ones restored and silenced (:meth:`ObserverCache.restore_known`:
-a histogram observer's update is most of a calibration pass; the random-init ``mobile`` UDCformer's
-gemm-int8 after all-int8, docs/measured-facts.md), and its new observers are added. Exactness is tested,
+a histogram observer's update is most of a calibration pass; measured on the random-init ``mobile``
+UDCformer's gemm-int8 after all-int8 in docs/int8-recipes.md), and its new observers are added. Exactness is tested,
 not assumed: ``tests/test_observer_cache.py`` requires the restored-and-converted module to compute
 bit-identical outputs to the freshly calibrated one.
 """
@@ -60,9 +60,7 @@ class ObserverCache:
         if not obs or any(key not in self.states for _, key in obs.values()):
             return False
         for o, key in obs.values():
-            for name, buf in o.named_buffers(recurse=False):
-                saved = self.states[key][name]
-                buf.resize_(saved.shape).copy_(saved)
+            self._load(o, key)
         self.restored += 1
         return True
 
@@ -75,11 +73,14 @@ class ObserverCache:
             if key not in self.states:
                 continue
             known += 1
-            for name, buf in o.named_buffers(recurse=False):
-                saved = self.states[key][name]
-                buf.resize_(saved.shape).copy_(saved)
+            self._load(o, key)
             o.forward = _passthrough
         return known
+
+    def _load(self, observer, key: tuple) -> None:
+        for name, buf in observer.named_buffers(recurse=False):
+            saved = self.states[key][name]
+            buf.resize_(saved.shape).copy_(saved)
 
     @staticmethod
     def unsilence(prepared: torch.fx.GraphModule) -> None:

@@ -19,9 +19,10 @@ int8:
                              K layers float whose int8 error moves the logits most. Sensitivity is
                              measured one layer at a time (that layer's input, weight and output
                              fake-quantized to int8, everything else float, batched on the first
-                             :data:`~udc.export.quant.sensitivity.RANK_FACES` calibration faces, scored by 1 - cosine of the
-                             end-to-end logits); K = 1, 2, 4, ... up to a quarter of the layers, the
-                             first K that passes (each K scored on every calibration face).
+                             :data:`~udc.export.quant.sensitivity.RANK_FACES` calibration faces,
+                             scored by 1 - cosine of the end-to-end logits); K = 1, 2, 4, ... up
+                             to a quarter of the layers, the first K that passes (each K scored on
+                             every calibration face).
 
 Each candidate is calibrated and then scored on the calibration faces against the float
 reference: the component's own output (cosine) and the end-to-end logits with only this
@@ -317,7 +318,8 @@ class PT2E:
     delegate. Activations are observed with the quantizer's histogram observers (per tensor), weights
     with per-channel min/max, one calibration face at a time. Calibrating again on the same ``samples``
     object restores the observers from :class:`~udc.export.quant.observer_cache.ObserverCache` when it
-    knows them all, and conversion reuses the histogram range searches already done.
+    knows them all, and calibrates only the unknown ones otherwise (the known restored and silenced);
+    conversion reuses the histogram range searches already done.
     """
 
     def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None):
