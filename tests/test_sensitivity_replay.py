@@ -155,6 +155,10 @@ def test_replay_needs_a_measured_pass_and_leaves_the_module_as_it_was():
     with torch.no_grad(), rec.replaying(w):
         module(torch.randn(2, 8))
     assert not hasattr(w, sensitivity._MARK) and all("forward" not in m.__dict__ for m in module.modules())
+    with torch.no_grad(), rec.replaying(w):  # an op that hands back a parameter marks it: cleared after the pass
+        module.head.bias.type_as(module(torch.randn(2, 8)))
+        assert hasattr(module.head.bias, sensitivity._MARK)
+    assert not [t for t in [*module.parameters(), *module.buffers()] if hasattr(t, sensitivity._MARK)]
 
 
 def test_replay_budget_is_a_bounded_share_of_memory():

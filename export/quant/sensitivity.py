@@ -301,8 +301,10 @@ class Replay:
                     stack.enter_context(self._patched("replay"))
                     stack.enter_context(_Dependence(self._turn_off))
                     yield self
-            finally:
-                delattr(weight, _MARK)
+            finally:  # an op that returns one of its inputs (``p.type_as(x)``) may have marked a parameter too
+                for t in [weight, *self.module.parameters(), *self.module.buffers()]:
+                    if _MARK in t.__dict__:
+                        delattr(t, _MARK)
                 self._blocked = set()
         return ctx()
 
