@@ -484,3 +484,12 @@ def test_scored_until_failed_stops_once_top1_cannot_pass(tiny_udcformer, broken)
     assert "stopped" in m and len(calls) == SCORE_CHUNK < len(ref)
     assert m["end_to_end"]["n"] == SCORE_CHUNK and f"of {len(ref)} faces" in m["stopped"]
     assert not candidate_passes(m, "int8")[0]
+
+
+def test_scored_until_failed_refuses_an_empty_face_set(tiny_udcformer):
+    from udc.export.targets.executorch_export import scored_until_failed
+    from udc.sdk.parity.metrics import ParityInputError
+
+    model, ref, comp = tiny_udcformer
+    with pytest.raises(ParityInputError, match="nothing to compare"):
+        scored_until_failed(comp.module, "udcformer", model, ref.take([]), top1=0.99)

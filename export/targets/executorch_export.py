@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from udc.sdk.models.components import LOGIT_COMPONENTS, Component, chain_of, component_modules
-from udc.sdk.parity.metrics import compare, rounded
+from udc.sdk.parity.metrics import ParityInputError, compare, rounded
 
 from . import delegation, rewrites
 from ..artifact import Artifact, host_runner, tensor_spec
@@ -196,6 +196,8 @@ def scored_until_failed(fn: Callable, name: str, model, calib: ReferenceIO, top1
     (their ``n``), with ``stopped`` saying how many of how many and why. A non-finite row counts as a flip.
     Scored to the end, the metrics are :func:`_metrics` of every face in the set's order."""
     n = len(calib)
+    if n == 0:  # nothing scored is not a pass (compare() says the same of empty outputs)
+        raise ParityInputError("nothing to compare: no calibration faces to score the candidate on")
     allowed = int((1.0 - top1) * n + 1e-9)  # flips the threshold allows on all n faces
     ref_top = calib.tensors["logits"].argmax(1)
     order = near_tied_first(calib.tensors["logits"])
