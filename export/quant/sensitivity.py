@@ -20,6 +20,7 @@ is computed.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import Any, Callable, Sequence
 
 import torch
@@ -113,18 +114,13 @@ def layer_sensitivity(module: torch.nn.Module, paths: Sequence[str], inputs: dic
     rebalance()
     rec = Replay(module) if replay and mods else None
     with torch_threads(torch.get_num_threads()):
-        if rec is None:
+        with rec.measuring() if rec is not None else nullcontext():  # the float pass: ranges (and every call's size)
             run()
-        else:
-            with rec.measuring():  # the float pass: ranges, and the size of every call's output
-                run()
-            for h in hooks:
-                h.remove()
-            hooks = []
+        for h in hooks:
+            h.remove()
+        if rec is not None:
             with rec.recording():  # the float pass again, keeping what fits the budget
                 run()
-    for h in hooks:
-        h.remove()
     scores = []
     for p, m in mods.items():
         r = ranges[p]
@@ -179,6 +175,11 @@ def _mark(tree) -> None:
     for t in tree_leaves(tree):
         if isinstance(t, torch.Tensor):
             setattr(t, _MARK, True)
+
+
+def _cloned(tree):
+    """``tree`` with every tensor copied: a record is never handed out, so nothing downstream writes into it."""
+    return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, tree)
 
 
 def _inplace(func) -> bool:
@@ -256,7 +257,7 @@ class Replay:
         def ctx():
             saved = {n: m.__dict__["forward"] for n, m in self.subs.items() if "forward" in m.__dict__}
             for n, m in self.subs.items():
-                m.forward = self._wrap(n, m, saved.get(n, type(m).forward.__get__(m)))
+                m.forward = self._wrap(n, saved.get(n, type(m).forward.__get__(m)))
             self._mode, self._next, self._depth, self._off, self.computed = mode, 0, 0, False, 0
             try:
                 yield self
@@ -312,7 +313,7 @@ class Replay:
         self._off = True
 
     # ------------------------------------------------------------------ one call
-    def _wrap(self, name: str, mod: torch.nn.Module, forward):
+    def _wrap(self, name: str, forward):
         def call(*args, **kwargs):
             i = self._next
             self._next += 1
@@ -324,7 +325,7 @@ class Replay:
                 if self._mode == "replay" and not self._off and i in self.record and name not in self._blocked \
                         and not _depends((args, kwargs)):
                     self._next = i + self.calls[i][3]  # skip the numbers of the calls inside
-                    return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, self.record[i])
+                    return _cloned(self.record[i])
             self.computed += 1
             self._depth += 1
             try:
@@ -338,6 +339,6 @@ class Replay:
                          for t in leaves)
                 self.calls[i] = (name, self.calls[i][1], size if ok else -1, self._next - i)
             elif self._mode == "record" and i in self._keep and not self._off:
-                self.record[i] = tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, out)
+                self.record[i] = _cloned(out)
             return out
         return call

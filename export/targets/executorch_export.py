@@ -206,9 +206,10 @@ def scored_until_failed(fn: Callable, name: str, model, calib: ReferenceIO, top1
     flips = 0
     for start in range(0, n, chunk):
         idx = order[start:start + chunk]
+        faces = calib.take(idx)
         with torch_threads(1):  # the PT2E module's tiny kernels (docs/int8-recipes.md); the float chain after it batched
-            part = per_sample(fn, calib.take(idx), name)
-        lg = downstream_logits(model, name, part, calib.take(idx))
+            part = per_sample(fn, faces, name)
+        lg = downstream_logits(model, name, part, faces)
         for j, i in enumerate(idx):
             outs[i], logits[i] = part[j:j + 1], lg[j:j + 1]
         bad = ~torch.isfinite(lg).all(1)
