@@ -82,6 +82,8 @@ PEERS = {
     "executorch:fp32:fused": ("executorch xnnpack --fuse", "executorch", "executorch", "fp32", {"fused": True}),
     "executorch:int8": ("executorch xnnpack", "executorch", "executorch", "int8", {}),
     "executorch:int8:fused": ("executorch xnnpack --fuse", "executorch", "executorch", "int8", {"fused": True}),
+    # ExecuTorch's OpenVINO delegate (Intel CPUs; phones run XNNPACK): its own target line, never the XNNPACK one
+    "executorch-openvino:int8": ("executorch openvino", "executorch", "executorch", "int8", {"backend": "openvino"}),
     "onnx:fp32": ("onnxruntime (tuned)", "onnxruntime", "onnx", "fp32", {"ort_tuning": True}),
     "onnx:int8": ("onnxruntime (tuned)", "onnxruntime", "onnx", "int8", {"ort_tuning": True}),
     "litert:fp32": ("litert (litert-torch)", "litert", "executorch", "fp32", {"litert": True}),
@@ -96,23 +98,30 @@ TUNED_PEERS = ("torch:fp32", "torch-compile:fp32", "onnx:fp32", "onnx:int8", "li
 #: few rows once printed "met" against torch eager alone).
 INT8_PEERS = ("onnx:int8", "litert:int8")
 #: kept for callers of the old ``target:quant`` keys
-ROWS = [tuple(k.split(":")[:2]) for k in PEERS if k.startswith(("executorch", "onnx", "coreml")) and "fused" not in k]
+ROWS = [tuple(k.split(":")[:2]) for k in PEERS if k.startswith(("executorch", "onnx", "coreml")) and "fused" not in k
+        and not PEERS[k][4].get("backend")]
+#: the note an OpenVINO row carries: its delegate takes no thread setting
+OPENVINO_THREADS = ("OpenVINO's CPU plugin picks its own threads (ExecuTorch's OpenVINO delegate takes no setting; "
+                    "{cpus} CPUs here, --threads {threads})")
 
 
 def export(out: Path, target: str, quant: str, args, family: str = "lrdif", config: str | None = None,
-           checkpoint: str | None = None, fuse: bool = False) -> tuple[Path | None, str | None, float | None]:
-    """``(bundle path, why it failed, export seconds)``; seconds ``None`` when a bundle was reused (not measured)."""
+           checkpoint: str | None = None, fuse: bool = False, backend: str | None = None
+           ) -> tuple[Path | None, str | None, float | None]:
+    """``(bundle path, why it failed, export seconds)``; seconds ``None`` when a bundle was reused (not measured).
+    ``backend``: an ExecuTorch delegate other than the default (its name goes in the bundle's)."""
     from udc.export.exporter import ExportRequest, run_export
 
     config = config or args.config
     prefix = config if family == "lrdif" else f"ddamfn-{config}"
-    path = out / f"{prefix}-{target}-{quant}{'-fused' if fuse else ''}.udc"
+    path = out / f"{prefix}-{target}{'-' + backend if backend else ''}-{quant}{'-fused' if fuse else ''}.udc"
     if args.reuse and (path / "manifest.json").is_file():
         return path, None, None
     t0 = time.perf_counter()
     try:
         hint = recipes_from(args.recipes_from, target) if quant == "int8" else None
-        req = ExportRequest(output=path, target=target, quant=quant, config=None if checkpoint else config,
+        req = ExportRequest(output=path, target=target, backend=backend, quant=quant,
+                            config=None if checkpoint else config,
                             family=None if checkpoint else family, checkpoint=checkpoint, calib_n=args.calib_n,
                             calib=args.calib, eval_n=args.eval_n, seed=args.seed, threads=args.threads, fuse=fuse,
                             force=True, jobs=args.jobs, recipes_from=hint)
@@ -140,9 +149,10 @@ def recipes_from(bundle: str | None, target: str) -> str | None:
     return bundle if read_manifest(bundle).get("target") == target else None
 
 
-def export_how(args, target: str, quant: str, fuse: bool) -> str:
+def export_how(args, target: str, quant: str, fuse: bool, backend: str | None = None) -> str:
     """How an export ran, for the export-time target line."""
-    parts = ["with --fuse" if fuse else "four programs", f"--jobs {args.jobs}"]
+    parts = ([f"--backend {backend}"] if backend else []) + ["with --fuse" if fuse else "four programs",
+                                                             f"--jobs {args.jobs}"]
     if quant == "int8" and recipes_from(args.recipes_from, target):
         parts.append(f"--recipes-from {Path(args.recipes_from).name}")
     return ", ".join(parts)
@@ -408,6 +418,40 @@ def check(target: str, ok: bool | None, measured: str) -> dict:
     return {"target": target, "met": bool(ok) if ok is not None else False, "measured": measured}
 
 
+def int8_vs_peers(by: dict, p50, et_keys: tuple[str, ...], real_faces: bool, name: str) -> dict:
+    """The int8 speed target for the fastest of ``et_keys`` against :data:`TUNED_PEERS` (fail closed: no row, no
+    peer, an int8 peer the target names missing, agreement under 99 % or NaN, synthetic faces)."""
+    ets = [(k, p50(k)) for k in et_keys if p50(k) is not None]
+    et8_key, et8 = min(ets, key=lambda kv: kv[1]) if ets else (None, None)
+    peers = [(k, p50(k)) for k in TUNED_PEERS if p50(k) is not None]
+    missing = [k for k in TUNED_PEERS if p50(k) is None]
+    if et8 is None or not peers:
+        return check(name, None, "not measured: " + ("no ExecuTorch int8 row" if et8 is None else "no peer ran"))
+    bk, bp = min(peers, key=lambda kv: kv[1])
+    agree = _num(by[et8_key].get("top1_agreement"))
+    speed = bp / et8
+    why = [f"{et8_key} {et8:.2f} ms vs best peer {bk} {bp:.2f} ms = {speed:.2f}x",
+           f"agreement {'NaN' if agree is None else f'{100 * agree:.1f} %'}"
+           + ("" if real_faces else " (synthetic faces: not the real-face check)")]
+    good = [(k, v) for k, v in peers if (_num(by[k].get("top1_agreement")) or 0.0) >= 0.99]
+    if good:  # information only: a peer that does not agree with the reference is no real alternative
+        gk, gp = min(good, key=lambda kv: kv[1])
+        why.append(f"best peer at >= 99 % agreement: {gk} {gp:.2f} ms = {gp / et8:.2f}x")
+    else:
+        why.append("no peer at >= 99 % agreement")
+    rounds = paired_ratios(by[bk], by[et8_key])
+    if len(rounds) > 1:  # information only: the verdict stays on each row's fastest process
+        why.append(f"per round of processes taken in turn: {' / '.join(f'{x:.2f}x' for x in rounds)} "
+                   f"(median {statistics.median(rounds):.2f}x)")
+    if missing:
+        why.append("peers not run: " + ", ".join(missing))
+    absent = [k for k in INT8_PEERS if k in missing]
+    if absent:
+        why.append(f"not measured: the int8 peers the target names did not run ({', '.join(absent)})")
+    return check(name, speed >= 1.2 and agree is not None and agree >= 0.99 and real_faces and not absent,
+                 "; ".join(why))
+
+
 def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool) -> list[dict]:
     """The issue-16 targets over one table's rows (keyed by ``row["key"]``). Missing rows, NaN or missing
     numbers, agreement on synthetic faces: the target is *not met*, and the line says why."""
@@ -417,38 +461,13 @@ def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool)
         r = by.get(key)
         return _num(r["p50_ms"]) if r else None
 
-    out = []
-    ets = [(k, p50(k)) for k in ("executorch:int8", "executorch:int8:fused") if p50(k) is not None]
-    et8_key, et8 = min(ets, key=lambda kv: kv[1]) if ets else (None, None)
-    peers = [(k, p50(k)) for k in TUNED_PEERS if p50(k) is not None]
-    missing = [k for k in TUNED_PEERS if p50(k) is None]
-    name = "ExecuTorch int8 >= 1.2x faster than the best tuned peer, top-1 agreement >= 99 % on real faces"
-    if et8 is None or not peers:
-        out.append(check(name, None, "not measured: " + ("no ExecuTorch int8 row" if et8 is None else "no peer ran")))
-    else:
-        bk, bp = min(peers, key=lambda kv: kv[1])
-        agree = _num(by[et8_key].get("top1_agreement"))
-        speed = bp / et8
-        why = [f"{et8_key} {et8:.2f} ms vs best peer {bk} {bp:.2f} ms = {speed:.2f}x",
-               f"agreement {'NaN' if agree is None else f'{100 * agree:.1f} %'}"
-               + ("" if real_faces else " (synthetic faces: not the real-face check)")]
-        good = [(k, v) for k, v in peers if (_num(by[k].get("top1_agreement")) or 0.0) >= 0.99]
-        if good:  # information only: a peer that does not agree with the reference is no real alternative
-            gk, gp = min(good, key=lambda kv: kv[1])
-            why.append(f"best peer at >= 99 % agreement: {gk} {gp:.2f} ms = {gp / et8:.2f}x")
-        else:
-            why.append("no peer at >= 99 % agreement")
-        rounds = paired_ratios(by[bk], by[et8_key])
-        if len(rounds) > 1:  # information only: the verdict stays on each row's fastest process
-            why.append(f"per round of processes taken in turn: {' / '.join(f'{x:.2f}x' for x in rounds)} "
-                       f"(median {statistics.median(rounds):.2f}x)")
-        if missing:
-            why.append("peers not run: " + ", ".join(missing))
-        absent = [k for k in INT8_PEERS if k in missing]
-        if absent:
-            why.append(f"not measured: the int8 peers the target names did not run ({', '.join(absent)})")
-        out.append(check(name, speed >= 1.2 and agree is not None and agree >= 0.99 and real_faces and not absent,
-                         "; ".join(why)))
+    out = [int8_vs_peers(by, p50, ("executorch:int8", "executorch:int8:fused"), real_faces,
+                         "ExecuTorch int8 >= 1.2x faster than the best tuned peer, top-1 agreement >= 99 % on real "
+                         "faces")]
+    if "executorch-openvino:int8" in by:  # asked for: its own line (phones run XNNPACK, the line above)
+        out.append(int8_vs_peers(by, p50, ("executorch-openvino:int8",), real_faces,
+                                 "ExecuTorch int8 through its OpenVINO delegate (Intel CPUs, not phones) >= 1.2x "
+                                 "faster than the best tuned peer, top-1 agreement >= 99 % on real faces"))
     et32 = min((v for v in (p50("executorch:fp32"), p50("executorch:fp32:fused")) if v is not None), default=None)
     name = "ExecuTorch fp32 within 1.5x of the host compute floor"
     fl = _num(floor_ms)
@@ -634,17 +653,18 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
     keys = [REFERENCE] + [k for k in wanted if k != REFERENCE]
     if family != "lrdif":  # one program already: no fused rows
         keys = [k for k in keys if not k.endswith(":fused")]
-    bundles: dict[tuple[str, str], tuple[Path | None, str | None, float | None]] = {}
+    bundles: dict[tuple[str, str, str | None], tuple[Path | None, str | None, float | None]] = {}
 
-    def bundle(target: str, quant: str):
-        if (target, quant) not in bundles:
-            print(f"[{name} {target} {quant}] export{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr,
-                  flush=True)
+    def bundle(target: str, quant: str, backend: str | None = None):
+        if (target, quant, backend) not in bundles:
+            print(f"[{name} {target}{' ' + backend if backend else ''} {quant}] export"
+                  f"{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr, flush=True)
             # one bundle, run as four programs and fused; without a fused row of this quant asked for, the four
             # only (the fused program is one more lowering of the whole chain: int8 mobile ~165 s more)
-            fuse = wants_fused(keys, target, quant, family)
-            bundles[(target, quant)] = export(args.out, target, quant, args, family, config, checkpoint, fuse)
-        return bundles[(target, quant)]
+            fuse = backend is None and wants_fused(keys, target, quant, family)
+            bundles[(target, quant, backend)] = export(args.out, target, quant, args, family, config, checkpoint, fuse,
+                                                       backend)
+        return bundles[(target, quant, backend)]
 
     lit_py = litert_python(args.litert_python)
     lit_why = None
@@ -656,12 +676,12 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         _, runtime, target, quant, opt = PEERS[key]
         if key == REFERENCE:
             row["status"] = "reference"
-        why = lit_why if opt.get("litert") else runtime_problem(runtime, target)
+        why = lit_why if opt.get("litert") else runtime_problem(runtime, target, opt.get("backend"))
         if why is not None:
             row["status"] = why if why.startswith("not installed") else f"not run here: {why.split(';')[0]}"
             return
         src_quant = "fp32" if runtime in ("torch", "litert") else quant  # torch/LiteRT: the fp32 bundle's model
-        path, err, secs = bundle(target, src_quant)
+        path, err, secs = bundle(target, src_quant, opt.get("backend"))
         if err:
             row["status"] = err
             return
@@ -669,7 +689,8 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         comps = m["components"]
         if runtime not in ("torch", "litert"):
             row["export_s"] = None if secs is None else round(secs, 1)
-            row["export_how"] = export_how(args, target, src_quant, wants_fused(keys, target, src_quant, family))
+            row["export_how"] = export_how(args, target, src_quant, not opt.get("backend") and
+                                           wants_fused(keys, target, src_quant, family), opt.get("backend"))
             if opt.get("fused") and "pipeline" not in comps:
                 row["status"] = f"{path.name} has no fused 'pipeline' program (export it with --fuse)"
                 return
@@ -698,13 +719,15 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         if "error" in first:
             row["status"] = f"failed: {first['error']}"
             return
+        if opt.get("backend") == "openvino":
+            row["notes"] = OPENVINO_THREADS.format(cpus=os.cpu_count(), threads=args.threads)
         firsts[key] = (row, first, {**spec, "faces": None}, py, out_logits)
     if getattr(args, "export_only", False):  # the bundles only (a later --reuse run benches them)
         for key in keys:
             _, runtime, target, quant, opt = PEERS[key]
-            if opt.get("litert") or runtime_problem(runtime, target) is not None:
+            if opt.get("litert") or runtime_problem(runtime, target, opt.get("backend")) is not None:
                 continue
-            path, err, secs = bundle(target, "fp32" if runtime == "torch" else quant)
+            path, err, secs = bundle(target, "fp32" if runtime == "torch" else quant, opt.get("backend"))
             print(f"[{name} {key}] {path.name if path else ''} {err or ('reused' if secs is None else f'{secs:.0f} s')}",
                   file=sys.stderr, flush=True)
         return []

@@ -4,13 +4,17 @@ from __future__ import annotations
 from udc.sdk.errors import UdcError
 
 TARGETS = ("executorch", "coreml", "onnx")
-BACKEND_CHOICES = ("xnnpack", "coreml", "portable")
+BACKEND_CHOICES = ("xnnpack", "coreml", "portable", "openvino")
 QUANT_CHOICES = ("fp32", "fp16", "int8", "int8-weight", "int4-palettize")
 
 #: (target, backend) -> quant modes it supports, default first.
 SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("executorch", "xnnpack"): ("fp32", "int8"),
     ("executorch", "portable"): ("fp32",),
+    # OpenVINO (Intel CPUs): int8 only. Its runtime imports a compiled model at OpenVINO's default inference
+    # precision (bf16 on a CPU with AMX or AVX512-BF16), whatever was asked at export (measured:
+    # docs/measured-facts.md), so an fp32 bundle could not promise fp32; the int8 checks cover that error.
+    ("executorch", "openvino"): ("int8",),
     ("executorch", "coreml"): ("fp16", "fp32"),
     ("coreml", "coreml"): ("fp16", "fp32", "int8-weight", "int4-palettize"),
     ("onnx", "onnxruntime"): ("fp32", "int8"),
@@ -18,11 +22,12 @@ SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {
 DEFAULT_BACKEND = {"executorch": "xnnpack", "coreml": "coreml", "onnx": "onnxruntime"}
 
 _HINTS = {
-    "int8": "int8 (PT2E static) is for --target executorch --backend xnnpack or --target onnx",
+    "int8": "int8 (PT2E static) is for --target executorch --backend xnnpack|openvino or --target onnx",
     "fp16": "fp16 is Core ML's compute precision: --target coreml, or --target executorch --backend coreml",
     "int8-weight": "int8-weight is Core ML weight compression: --target coreml",
     "int4-palettize": "int4-palettize is Core ML weight palettization: --target coreml",
-    "fp32": "fp32 works with every target",
+    "fp32": ("fp32 works with every target; --backend openvino is int8 only (OpenVINO picks its float "
+             "precision at load time: bf16 on CPUs with AMX or AVX512-BF16)"),
 }
 
 

@@ -462,3 +462,62 @@ def test_repeats_fail_closed(cmp):
         res = cmp.combine_runs([{"p50_ms": 5.0, "p90_ms": 6.0}, {"p50_ms": bad, "p90_ms": 1.0}], 2)
         assert math.isnan(res["p50_ms"]) and math.isnan(res["p90_ms"])
         assert int8_target_met(5.0) and not int8_target_met(res["p50_ms"])  # 5 ms alone would have met it
+
+
+# --------------------------------------------------------------------------- ExecuTorch's OpenVINO delegate row
+def _with_openvino(cmp, rows, **vals):
+    r = cmp._new_row("executorch-openvino:int8", "lrdif")
+    r.update({"p50_ms": 5.0, "top1_agreement": 0.995, **vals})
+    return rows + [r]
+
+
+def test_openvino_row_has_its_own_target_line_and_never_meets_the_xnnpack_one(cmp):
+    """A fast OpenVINO row (5 ms against LiteRT int8 at 9 ms) meets its own line; the XNNPACK line (what phones
+    run) is still judged on the XNNPACK rows alone and misses. Without the row, no OpenVINO line at all."""
+    base = _rows(cmp, litert_int8={"p50_ms": 9.0})
+    assert not any("OpenVINO" in c["target"] for c in cmp.evaluate_targets(base, 14.0, True))
+    checks = cmp.evaluate_targets(_with_openvino(cmp, base), 14.0, True)
+    xnn, ov = checks[0], checks[1]
+    assert xnn["target"].startswith("ExecuTorch int8 >= 1.2x") and not xnn["met"]
+    assert "executorch:int8:fused 8.00 ms" in xnn["measured"]
+    assert "OpenVINO delegate" in ov["target"] and ov["met"], ov
+    assert ov["measured"].startswith("executorch-openvino:int8 5.00 ms vs best peer litert:int8 9.00 ms = 1.80x")
+
+
+@pytest.mark.parametrize("vals, says", [
+    ({"top1_agreement": float("nan")}, "agreement NaN"),
+    ({"top1_agreement": 0.98}, "agreement 98.0 %"),
+    ({"p50_ms": float("nan")}, "not measured: no ExecuTorch int8 row"),
+    ({"p50_ms": None}, "not measured: no ExecuTorch int8 row"),
+    ({"p50_ms": 10.0}, "= 0.90x"),
+])
+def test_openvino_target_line_fails_closed(cmp, vals, says):
+    line = cmp.evaluate_targets(_with_openvino(cmp, _rows(cmp, litert_int8={"p50_ms": 9.0}), **vals), 14.0, True)[1]
+    assert "OpenVINO" in line["target"] and not line["met"] and says in line["measured"], line
+
+
+def test_openvino_row_exports_its_own_bundle_and_says_so(cmp, tmp_path):
+    from types import SimpleNamespace
+
+    label, runtime, target, quant, opt = cmp.PEERS["executorch-openvino:int8"]
+    assert (runtime, target, quant, opt) == ("executorch", "executorch", "int8", {"backend": "openvino"})
+    assert ("executorch-openvino", "int8") not in cmp.ROWS  # the old target:quant keys stay the XNNPACK ones
+    args = SimpleNamespace(jobs=2, recipes_from=None)
+    assert cmp.export_how(args, "executorch", "int8", False, "openvino") == "--backend openvino, four programs, --jobs 2"
+    seen = {}
+
+    def fake_run_export(req, log):
+        seen["req"] = req
+        raise RuntimeError("stop here")
+
+    import udc.export.exporter as ex
+    old = ex.run_export
+    ex.run_export = fake_run_export
+    try:
+        a = SimpleNamespace(reuse=False, recipes_from=None, calib_n=8, calib=None, eval_n=8, seed=0, threads=2, jobs=1,
+                            config="tiny")
+        path, err, _ = cmp.export(tmp_path, "executorch", "int8", a, backend="openvino")
+    finally:
+        ex.run_export = old
+    assert path is None and err.startswith("export failed: stop here")
+    assert seen["req"].backend == "openvino" and seen["req"].output.name == "tiny-executorch-openvino-int8.udc"

@@ -106,6 +106,22 @@ def test_doctor_on_this_host():
                  "mediapipe face mesh"]:
         assert rows[name]["status"] == "ok", rows[name]
     assert res.exit_code == report["exit_code"] == 0
+    # the OpenVINO delegate is optional: run here when the extra is installed (`make install` installs it)
+    from udc.sdk.runtime.openvino_env import library
+
+    ov = rows["executorch (OpenVINO)"]
+    assert ov["status"] == ("ok" if library() is not None else "missing"), ov
+    if ov["status"] == "ok":
+        assert "float precision on this CPU:" in ov["detail"]
+
+
+def test_openvino_row_is_missing_with_the_command_when_not_installed(monkeypatch):
+    from udc.sdk.cli import doctor
+    from udc.sdk.runtime import openvino_env
+
+    monkeypatch.setattr(openvino_env, "library", lambda package_dir=None: None)
+    row = doctor._timed("runtime", "executorch (OpenVINO)", doctor._run_executorch_openvino, False)
+    assert row.status == doctor.MISSING and openvino_env.EXTRA in row.detail and not row.required
 
 
 def test_cpu_row_names_the_matrix_features_and_the_amx_gap():

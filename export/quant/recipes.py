@@ -319,11 +319,14 @@ class PT2E:
     with per-channel min/max, one calibration face at a time. Calibrating again on the same ``samples``
     object restores the observers from :class:`~udc.export.quant.observer_cache.ObserverCache` when it
     knows them all, and calibrates only the unknown ones otherwise (the known restored and silenced);
-    conversion reuses the histogram range searches already done.
+    conversion reuses the histogram range searches already done. ``fold_weights=False`` keeps each int8 weight
+    as a float ``quantize -> dequantize`` pair instead of an int8 constant (the same numbers; OpenVINO's
+    frontend needs the pair).
     """
 
-    def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None):
+    def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None, fold_weights: bool = True):
         self.gm = _graph(module, example, rewrite)
+        self.fold_weights = fold_weights
         self.cache = ObserverCache()  # the observers of the faces in ``self._samples``
         self._samples: object = None
 
@@ -373,7 +376,7 @@ class PT2E:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
         self.cache.memoize_search(prepared)
-        return convert_pt2e(prepared)
+        return convert_pt2e(prepared, fold_quantize=self.fold_weights)
 
 
 @dataclass

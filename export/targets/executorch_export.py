@@ -2,7 +2,10 @@
 
 Backends: ``xnnpack`` (Android / host CPU; the graph is first rewritten so XNNPACK takes it whole,
 :mod:`udc.export.targets.rewrites`), ``coreml`` (iOS; lowers here, runs only on Apple platforms:
-"CoreMLBackend is not registered" in the Linux runtime) and ``portable`` (no delegate).
+"CoreMLBackend is not registered" in the Linux runtime), ``openvino`` (Intel CPUs, int8 only: the
+delegate compiles each program for OpenVINO's CPU plugin at export and the runtime imports it; the PT2E
+graph keeps its weights as float ``quantize -> dequantize`` pairs, :data:`FOLD_WEIGHTS`) and ``portable``
+(no delegate).
 
 Every component also gets a BundledProgram (``.bpte``): the program plus reference inputs and
 expected outputs, so a phone can check itself (``executorch.devtools.bundled_program``).
@@ -49,7 +52,32 @@ def _canonical(t: torch.Tensor) -> torch.Tensor:
     return torch.empty(t.shape, dtype=t.dtype).copy_(t)
 
 
+#: Whether PT2E's convert stores each backend's int8 weights as int8 constants. OpenVINO's PyTorch frontend
+#: (2025.4) fails on them (an i8 tensor meets an f32 bias in ``aten.addmm`` / ``aten.convolution``) and takes
+#: the unfolded ``quantize -> dequantize`` pairs, which its low-precision passes turn into int8 weights.
+FOLD_WEIGHTS = {"xnnpack": True, "coreml": True, "portable": True, "openvino": False}
+#: The recipe order of each backend's search (the first that passes wins). OpenVINO's CPU plugin ran the
+#: gemm-int8 program faster than the all-int8 one (measured: docs/measured-facts.md), XNNPACK the other way.
+BACKEND_RECIPES = {"openvino": ("gemm-int8", "all-int8", "gemm-int8-ends-float")}
+
+
+_MEASURED_WITH = {"xnnpack": "XnnpackBackend", "openvino": "OpenvinoBackend, OpenVINO's default inference precision"}
+
+
 def partitioners(backend: str, quant: str) -> list:
+    if backend == "openvino":
+        from executorch.exir.backend.compile_spec_schema import CompileSpec
+
+        try:
+            from executorch.backends.openvino.partitioner import OpenvinoPartitioner
+        except ImportError as e:  # the package imports nncf (its quantizer) and openvino
+            from udc.sdk.errors import MissingDependencyError
+            from udc.sdk.runtime.openvino_env import EXTRA
+
+            raise MissingDependencyError(f"--backend openvino needs OpenVINO and NNCF ({e}): {EXTRA}") from e
+        # "device" is the only spec: the runtime reads it as a C string, and a second spec's bytes right behind
+        # it made the import fail (measured); CPU is the device this SDK measures.
+        return [OpenvinoPartitioner([CompileSpec("device", b"CPU")])]
     if backend == "xnnpack":
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
@@ -72,9 +100,18 @@ def lower(ep: torch.export.ExportedProgram, backend: str, quant: str):
 
     if backend == "xnnpack":
         ep = rewrites.for_xnnpack(ep)
-    with _quiet_coreml() if backend == "coreml" else contextlib.nullcontext():
+    quiet = {"coreml": _quiet_coreml, "openvino": _quiet_openvino}.get(backend, contextlib.nullcontext)
+    with quiet():
         edge = to_edge_transform_and_lower(ep, partitioner=partitioners(backend, quant) or None)
     return edge, edge.to_executorch()
+
+
+@contextlib.contextmanager
+def _quiet_openvino():
+    """The OpenVINO partitioner prints every op it leaves out ("Op not supported: ..."): the delegation report says
+    the same (:mod:`udc.export.targets.delegation`)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 @contextlib.contextmanager
@@ -238,7 +275,8 @@ def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     """
     name = comp.name
     samples = [calib.sample(name, i) for i in range(len(calib))]
-    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None)
+    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None,
+             fold_weights=FOLD_WEIGHTS.get(backend, True))
     converted: dict[str, tuple[torch.fx.GraphModule, list[str]]] = {}
     scored: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     ranked: list = []
@@ -283,7 +321,7 @@ def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, bac
 
     def search(rejected: dict[str, list[str]]):
         calls.append(1)
-        return choose_recipe(evaluate, RECIPES, quant=thresholds or "int8", ranking=ranking, n_layers=len(paths),
+        return choose_recipe(evaluate, BACKEND_RECIPES.get(backend, RECIPES), quant=thresholds or "int8", ranking=ranking, n_layers=len(paths),
                              log=log, chained=len(chain_of(model)), hint=hint if len(calls) == 1 else None,
                              rejected=rejected, complete=lambda r, kept: evaluate(r, kept, complete=True))
 
@@ -389,7 +427,8 @@ def _export_int8_composed(comp: Component, model, example: tuple, calib: Referen
     mods = component_modules(model)
     parts = {where[id(mods[c])]: (recipe, kept) for c, recipe, kept in composed.parts}
     samples = [calib.sample(comp.name, i) for i in range(len(calib))]
-    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None)
+    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None,
+             fold_weights=FOLD_WEIGHTS.get(backend, True))
     prepared, kept = q.calibrate(PER_COMPONENT, samples, parts=parts)
     cq = q.convert(prepared)
     with torch.no_grad(), torch_threads(1):
@@ -470,7 +509,7 @@ def _export_component(comp: Component, model, backend: str, quant: str, out_dir:
         skip = COREML_NOT_HERE
     else:
         runner = host_runner(path, names, threads)
-        measured = f"executorch runtime ({'XnnpackBackend' if backend == 'xnnpack' else 'portable kernels'}, host CPU)"
+        measured = f"executorch runtime ({_MEASURED_WITH.get(backend, 'portable kernels')}, host CPU)"
 
     # bundled test cases: held-out faces; expected = PyTorch reference (float), or this program's own
     # host output for int8 (what the phone's int8 kernels should reproduce within a rounding step)

@@ -57,6 +57,9 @@ def table(report: dict[str, Any]) -> str:
     notes += [f"{r['runtime']}: component and model times are the {r['model_time']}"
               for r in report["rows"] if r.get("model_time")]
     notes += [r["note"] for r in report["rows"] if r.get("note")]
+    if report.get("backend") == "openvino" and d["kind"] == "host":
+        notes.append("executorch: OpenVINO's CPU plugin picks its own threads (ExecuTorch's OpenVINO delegate takes "
+                     "no setting) and computes the float parts at its default precision for this CPU (`udc doctor`)")
     return out + ("\n" + "\n".join(notes) if notes else "")
 
 

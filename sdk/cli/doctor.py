@@ -208,6 +208,36 @@ def _run_executorch() -> str:
     return f"executorch {getattr(executorch, '__version__', md.version('executorch'))}, XNNPACK: a tiny program ran"
 
 
+def _run_executorch_openvino() -> str:
+    """ExecuTorch's OpenVINO delegate (``--backend openvino``): the tiny program lowered and run through it. Its
+    float parts run at OpenVINO's default inference precision of this CPU (read from OpenVINO and named), so the
+    answer is checked to a bf16 rounding step, not to fp32's."""
+    import torch
+
+    from ..console.quiet import quiet_native
+    from ..runtime.openvino_env import EXTRA, library, point_executorch_at_openvino
+
+    if library() is None:
+        raise RuntimeError(f"not installed: {EXTRA} (Intel CPUs; phones use XNNPACK)")
+    import openvino as ov
+    from executorch.backends.openvino.partitioner import OpenvinoPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.exir.backend.compile_spec_schema import CompileSpec
+    from executorch.runtime import Runtime
+
+    w, b, x, want = _tiny()
+    point_executorch_at_openvino()
+    with quiet_native():
+        ep = torch.export.export(_tiny_linear(w, b), (torch.from_numpy(x),))
+        prog = to_edge_transform_and_lower(
+            ep, partitioner=[OpenvinoPartitioner([CompileSpec("device", b"CPU")])]).to_executorch()
+        method = Runtime.get().load_program(prog.buffer).load_method("forward")
+        out = method.execute([torch.from_numpy(x)])[0]
+    _close("ExecuTorch's OpenVINO delegate", out.numpy(), want, atol=2e-2 * max(1.0, float(np.abs(want).max())))
+    precision = str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")).removeprefix("<Type: '").rstrip("'>")
+    return f"openvino {ov.__version__.split('-')[0]}: a tiny program ran; float precision on this CPU: {precision}"
+
+
 def _run_onnxruntime() -> str:
     import onnx
     import onnxruntime as ort
@@ -280,6 +310,7 @@ def check_runtimes() -> list[Check]:
         _timed("runtime", "executorch (XNNPACK)", _run_executorch, True),
         _timed("runtime", "onnxruntime", _run_onnxruntime, True),
         _timed("runtime", "coreml", _run_coreml, False),
+        _timed("runtime", "executorch (OpenVINO)", _run_executorch_openvino, False),
         _timed("faces", "mediapipe face mesh", _run_mediapipe, True),
     ]
 

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .openvino_env import missing_hint, point_executorch_at_openvino
 from .runners import ProgramIOError, RuntimeUnavailableError, ordered_inputs
 from ..console.quiet import quiet_native
 
@@ -30,6 +31,15 @@ def registered_backends() -> list[str]:
     return list(Runtime.get().backend_registry.registered_backend_names)
 
 
+def _delegate_hint(data: bytes | None, path: Path) -> str:
+    """A sentence on OpenVINO when the program is delegated to it (its backend id is in the program's bytes)."""
+    try:
+        blob = data if data is not None else path.read_bytes()
+    except OSError:
+        return ""
+    return f"; it is delegated to OpenVINO: {missing_hint()}" if b"OpenvinoBackend" in blob else ""
+
+
 class ExecuTorchRunner:
     def __init__(self, path: str | Path, input_names: Sequence[str] | None = None,
                  output_names: Sequence[str] | None = None, threads: int | None = None, data: bytes | None = None):
@@ -42,6 +52,7 @@ class ExecuTorchRunner:
         if threads:
             set_threads(threads)
         self._torch = torch
+        point_executorch_at_openvino()  # an OpenVINO-delegated program needs it set before it loads
         try:
             with quiet_native():  # ExecuTorch prints cpuinfo lines from C++ while it loads (shown with --verbose)
                 self._program = Runtime.get().load_program(data if data is not None else self.path)
@@ -49,7 +60,7 @@ class ExecuTorchRunner:
         except RuntimeError as e:
             raise RuntimeUnavailableError(
                 f"{self.path.name}: ExecuTorch cannot load this program here ({e}); registered backends: "
-                f"{', '.join(registered_backends())}") from e
+                f"{', '.join(registered_backends())}" + _delegate_hint(data, self.path)) from e
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         args = [self._torch.from_numpy(a) for a in ordered_inputs(inputs, self.input_names)]

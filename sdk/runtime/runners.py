@@ -72,6 +72,12 @@ def runtime_problem(runtime: str, target: str | None = None, backend: str | None
                 f"{system}: run it on iOS/macOS, or export --backend xnnpack for Android and this host")
     if importlib.util.find_spec(_MODULES[runtime]) is None:
         return f"runtime {runtime!r} needs the {_MODULES[runtime]} package, which is not installed (pip install -e .)"
+    if runtime == "executorch" and backend == "openvino":
+        from .openvino_env import EXTRA, library
+
+        if library() is None:
+            return (f"this .pte bundle is delegated to OpenVINO, which is not installed: {EXTRA} (or export "
+                    "--backend xnnpack)")
     return None
 
 
