@@ -549,7 +549,8 @@ def synthetic_faces_warning(quant: str, random_init: bool) -> str:
 def _scheme(target: str, backend: str, quant: str) -> str:
     if quant == "int8" and backend == "openvino":
         return ("PT2E static (torchao prepare_pt2e/convert_pt2e), XNNPACKQuantizer with "
-                "get_symmetric_quantization_config(is_per_channel=True), weights kept as quantize/dequantize pairs, "
+                "get_symmetric_quantization_config(is_per_channel=True) without output specs (an op's inputs quantized, "
+                "its output float unless the next op asks), weights kept as quantize/dequantize pairs, "
                 "lowered to OpenVINO's CPU plugin (its low-precision passes run the int8 GEMMs; the float parts run at "
                 "OpenVINO's default inference precision of the CPU that loads the bundle: bf16 with AMX or "
                 "AVX512-BF16, f32 otherwise)")

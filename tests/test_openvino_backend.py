@@ -102,6 +102,29 @@ def test_unfolded_weights_compute_the_same_numbers_as_int8_constants():
     assert torch.int8 in weights[True] and torch.int8 not in weights[False]
 
 
+def test_without_output_specs_only_the_inputs_are_quantized():
+    """``quantize_outputs=False`` (OpenVINO): a linear layer's input and weight are quantized, its output is not,
+    so fewer quantize ops than with XNNPACK's config and the output stays float; the backend table asks for it."""
+    from udc.export.quant.recipes import PT2E
+    from udc.export.targets.executorch_export import QUANTIZE_OUTPUTS, pt2e_for
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Linear(16, 4))
+    ex = (torch.randn(1, 16),)
+    counts = {}
+    for outs in (True, False):
+        q = PT2E(m, ex, fold_weights=False, quantize_outputs=outs)
+        cq = q.convert(q.calibrate("gemm-int8", [ex])[0])
+        counts[outs] = sum(1 for n in cq.graph.nodes if "quantize_per_tensor" in str(n.target)
+                           and "dequantize" not in str(n.target))
+        last = [n for n in cq.graph.nodes if n.op == "output"][0].args[0]
+        last = last[0] if isinstance(last, (tuple, list)) else last
+        assert ("dequantize" in str(last.target)) is outs  # XNNPACK's output is requantized, OpenVINO's is not
+    assert counts[False] < counts[True]
+    assert QUANTIZE_OUTPUTS == {"openvino": False}
+    assert pt2e_for(m, ex, "openvino").quantize_outputs is False and pt2e_for(m, ex, "xnnpack").quantize_outputs
+
+
 # ------------------------------------------------------------------------------------------ end to end (slow)
 @pytest.mark.slow
 def test_openvino_int8_bundle_end_to_end(tmp_path):

@@ -34,6 +34,8 @@ the manifest.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -321,12 +323,16 @@ class PT2E:
     knows them all, and calibrates only the unknown ones otherwise (the known restored and silenced);
     conversion reuses the histogram range searches already done. ``fold_weights=False`` keeps each int8 weight
     as a float ``quantize -> dequantize`` pair instead of an int8 constant (the same numbers; OpenVINO's
-    frontend needs the pair).
+    frontend needs the pair). ``quantize_outputs=False`` drops the quantizer's output activation spec: an
+    op's inputs are quantized, its output stays float unless the next op asks for int8 (OpenVINO's
+    low-precision passes run an int8 GEMM from quantized inputs; a requantized output is one more op there).
     """
 
-    def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None, fold_weights: bool = True):
+    def __init__(self, module: torch.nn.Module, example: tuple, rewrite=None, fold_weights: bool = True,
+                 quantize_outputs: bool = True):
         self.gm = _graph(module, example, rewrite)
         self.fold_weights = fold_weights
+        self.quantize_outputs = quantize_outputs
         self.cache = ObserverCache()  # the observers of the faces in ``self._samples``
         self._samples: object = None
 
@@ -353,8 +359,10 @@ class PT2E:
             keep, kept_layers = composed_filter(parts, gm)
         else:
             keep, kept_layers = recipe_filter(recipe, gm, kept_paths)
-        quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(
-            get_symmetric_quantization_config(is_per_channel=True))
+        config = get_symmetric_quantization_config(is_per_channel=True)
+        if not self.quantize_outputs:
+            config = dataclasses.replace(config, output_activation=None)
+        quantizer = (XNNPACKQuantizer() if keep is None else _FilteredQuantizer(keep)).set_global(config)
         prepared = prepare_pt2e(gm, quantizer)
         same = samples is self._samples
         if same and self.cache.restore(prepared):  # same faces, every observer known

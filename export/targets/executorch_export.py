@@ -56,9 +56,19 @@ def _canonical(t: torch.Tensor) -> torch.Tensor:
 #: (2025.4) fails on them (an i8 tensor meets an f32 bias in ``aten.addmm`` / ``aten.convolution``) and takes
 #: the unfolded ``quantize -> dequantize`` pairs, which its low-precision passes turn into int8 weights.
 FOLD_WEIGHTS = {"xnnpack": True, "coreml": True, "portable": True, "openvino": False}
+#: Whether an op's output is quantized too (XNNPACK runs int8 chains op to op). OpenVINO takes quantized inputs
+#: and requantizes only where the next op asks: without output specs its programs ran 10-13 % faster (measured:
+#: docs/measured-facts.md).
+QUANTIZE_OUTPUTS = {"openvino": False}
 #: The recipe order of each backend's search (the first that passes wins). OpenVINO's CPU plugin ran the
 #: gemm-int8 program faster than the all-int8 one (measured: docs/measured-facts.md), XNNPACK the other way.
 BACKEND_RECIPES = {"openvino": ("gemm-int8", "all-int8", "gemm-int8-ends-float")}
+
+
+def pt2e_for(module: torch.nn.Module, example: tuple, backend: str) -> PT2E:
+    """The PT2E quantizer of ``module`` as ``backend`` takes it (XNNPACK: its rewrites first)."""
+    return PT2E(module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None,
+                fold_weights=FOLD_WEIGHTS.get(backend, True), quantize_outputs=QUANTIZE_OUTPUTS.get(backend, True))
 
 
 _MEASURED_WITH = {"xnnpack": "XnnpackBackend", "openvino": "OpenvinoBackend, OpenVINO's default inference precision"}
@@ -275,8 +285,7 @@ def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, bac
     """
     name = comp.name
     samples = [calib.sample(name, i) for i in range(len(calib))]
-    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None,
-             fold_weights=FOLD_WEIGHTS.get(backend, True))
+    q = pt2e_for(comp.module, example, backend)
     converted: dict[str, tuple[torch.fx.GraphModule, list[str]]] = {}
     scored: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     ranked: list = []
@@ -427,8 +436,7 @@ def _export_int8_composed(comp: Component, model, example: tuple, calib: Referen
     mods = component_modules(model)
     parts = {where[id(mods[c])]: (recipe, kept) for c, recipe, kept in composed.parts}
     samples = [calib.sample(comp.name, i) for i in range(len(calib))]
-    q = PT2E(comp.module, example, rewrite=rewrites.decompose if backend == "xnnpack" else None,
-             fold_weights=FOLD_WEIGHTS.get(backend, True))
+    q = pt2e_for(comp.module, example, backend)
     prepared, kept = q.calibrate(PER_COMPONENT, samples, parts=parts)
     cq = q.convert(prepared)
     with torch.no_grad(), torch_threads(1):
