@@ -58,7 +58,8 @@ usage error."""
               help="ExecuTorch delegate: xnnpack (Android/host, default), coreml (iOS), openvino (Intel CPUs, int8; "
                    "needs the 'openvino' extra), portable (none).")
 @click.option("--quant", type=click.Choice(QUANT_CHOICES), default=None,
-              help="fp32 (default; fp16 for Core ML; int8 for OpenVINO), int8 (ExecuTorch/XNNPACK or OpenVINO, ONNX), int8-weight / int4-palettize "
+              help="fp32 (default; fp16 for Core ML; int8 for OpenVINO), int8 (ExecuTorch/XNNPACK or OpenVINO, ONNX), "
+                   "int8-weight / int4-palettize "
                    "(Core ML weight compression).")
 @click.option("--calib", type=click.Path(), default=None,
               help="Face dataset for int8 calibration and the parity report (any format udc reads); default: the "

@@ -30,7 +30,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # share the cores between the w
 #: costs only wall time.
 SLOWEST_FIRST = ("test_export_int8.py", "test_export.py", "test_app_contract.py", "test_real_faces_bench.py",
                  "test_ddamfn_deploy.py", "test_export_parallel.py", "test_train.py", "test_observer_cache.py",
-                 "test_fail_closed_parity.py")
+                 "test_fail_closed_parity.py", "test_openvino_backend.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -42,6 +42,7 @@ def test_library_takes_the_plain_name_else_the_highest_version(tmp_path):
     assert ov.library(_package(tmp_path / "a", "libopenvino_c.so.2541", "libopenvino_c.so.2540",
                                "libopenvino.so.2541")).name == "libopenvino_c.so.2541"
     assert ov.library(_package(tmp_path / "b", "libopenvino_c.so", "libopenvino_c.so.2541")).name == "libopenvino_c.so"
+    assert ov.library(_package(tmp_path / "d", "libopenvino_c.so.999", "libopenvino_c.so.2541")).name.endswith("2541")
     assert ov.library(_package(tmp_path / "c", "libopenvino.so.2541")) is None  # no C library in it
     assert ov.library(tmp_path / "missing") is None
 

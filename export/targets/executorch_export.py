@@ -330,7 +330,8 @@ def _int8_search(comp: Component, model, example: tuple, calib: ReferenceIO, bac
 
     def search(rejected: dict[str, list[str]]):
         calls.append(1)
-        return choose_recipe(evaluate, BACKEND_RECIPES.get(backend, RECIPES), quant=thresholds or "int8", ranking=ranking, n_layers=len(paths),
+        return choose_recipe(evaluate, BACKEND_RECIPES.get(backend, RECIPES), quant=thresholds or "int8",
+                             ranking=ranking, n_layers=len(paths),
                              log=log, chained=len(chain_of(model)), hint=hint if len(calls) == 1 else None,
                              rejected=rejected, complete=lambda r, kept: evaluate(r, kept, complete=True))
 

@@ -34,7 +34,7 @@ def library(package_dir: str | Path | None = None) -> Path | None:
     if not libs.is_dir():
         return None
     for pattern in _PATTERNS.get(sys.platform, _PATTERNS["linux"]):
-        found = sorted(p for p in libs.glob(pattern) if p.is_file())
+        found = sorted((p for p in libs.glob(pattern) if p.is_file()), key=lambda p: (len(p.name), p.name))
         if found:
             return found[-1]
     return None
