@@ -510,11 +510,13 @@ def evaluate_targets(rows: list[dict], floor_ms: float | None, real_faces: bool)
 
 
 # ------------------------------------------------------------------------------------------ children
-def wants_fused(keys, target: str, quant: str, family: str = "lrdif") -> bool:
+def wants_fused(keys, target: str, quant: str, family: str = "lrdif", backend: str | None = None) -> bool:
     """Whether the ``target``/``quant`` bundle must also hold the fused program: only when a fused row *of that
     quant* is asked for (an ``executorch:fp32:fused`` row once made the int8 export search the fused program's
-    recipe too: over an hour more for ``mobile``)."""
-    return target == "executorch" and family == "lrdif" and f"{target}:{quant}:fused" in keys
+    recipe too: over an hour more for ``mobile``), and never for a bundle of another ``backend`` (the fused rows
+    are XNNPACK's)."""
+    return (backend is None and target == "executorch" and family == "lrdif"
+            and f"{target}:{quant}:fused" in keys)
 
 
 def litert_python(arg: str | None) -> Path:
@@ -661,7 +663,7 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
                   f"{' (or reuse)' if args.reuse else ''} ...", file=sys.stderr, flush=True)
             # one bundle, run as four programs and fused; without a fused row of this quant asked for, the four
             # only (the fused program is one more lowering of the whole chain: int8 mobile ~165 s more)
-            fuse = backend is None and wants_fused(keys, target, quant, family)
+            fuse = wants_fused(keys, target, quant, family, backend)
             bundles[(target, quant, backend)] = export(args.out, target, quant, args, family, config, checkpoint, fuse,
                                                        backend)
         return bundles[(target, quant, backend)]
@@ -674,14 +676,15 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
 
     def one(key: str, row: dict) -> None:
         _, runtime, target, quant, opt = PEERS[key]
+        backend = opt.get("backend")
         if key == REFERENCE:
             row["status"] = "reference"
-        why = lit_why if opt.get("litert") else runtime_problem(runtime, target, opt.get("backend"))
+        why = lit_why if opt.get("litert") else runtime_problem(runtime, target, backend)
         if why is not None:
             row["status"] = why if why.startswith("not installed") else f"not run here: {why.split(';')[0]}"
             return
         src_quant = "fp32" if runtime in ("torch", "litert") else quant  # torch/LiteRT: the fp32 bundle's model
-        path, err, secs = bundle(target, src_quant, opt.get("backend"))
+        path, err, secs = bundle(target, src_quant, backend)
         if err:
             row["status"] = err
             return
@@ -689,8 +692,8 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         comps = m["components"]
         if runtime not in ("torch", "litert"):
             row["export_s"] = None if secs is None else round(secs, 1)
-            row["export_how"] = export_how(args, target, src_quant, not opt.get("backend") and
-                                           wants_fused(keys, target, src_quant, family), opt.get("backend"))
+            fused = wants_fused(keys, target, src_quant, family, backend)
+            row["export_how"] = export_how(args, target, src_quant, fused, backend)
             if opt.get("fused") and "pipeline" not in comps:
                 row["status"] = f"{path.name} has no fused 'pipeline' program (export it with --fuse)"
                 return
@@ -719,7 +722,7 @@ def run_rows(wanted: list[str], args, family: str, config: str, checkpoint: str 
         if "error" in first:
             row["status"] = f"failed: {first['error']}"
             return
-        if opt.get("backend") == "openvino":
+        if backend == "openvino":
             row["notes"] = OPENVINO_THREADS.format(cpus=os.cpu_count(), threads=args.threads)
         firsts[key] = (row, first, {**spec, "faces": None}, py, out_logits)
     if getattr(args, "export_only", False):  # the bundles only (a later --reuse run benches them)

@@ -372,6 +372,7 @@ def test_fused_program_only_for_the_quant_whose_fused_row_is_asked(cmp):
     assert cmp.wants_fused(keys, "onnx", "fp32") is False
     assert cmp.wants_fused(keys, "executorch", "fp32", family="ddamfn") is False  # one program already
     assert cmp.wants_fused([], "executorch", "fp32") is False
+    assert cmp.wants_fused(keys, "executorch", "fp32", backend="openvino") is False  # the fused rows are XNNPACK's
 
 
 @pytest.mark.slow

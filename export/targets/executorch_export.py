@@ -55,7 +55,7 @@ def _canonical(t: torch.Tensor) -> torch.Tensor:
 #: Whether PT2E's convert stores each backend's int8 weights as int8 constants. OpenVINO's PyTorch frontend
 #: (2025.4) fails on them (an i8 tensor meets an f32 bias in ``aten.addmm`` / ``aten.convolution``) and takes
 #: the unfolded ``quantize -> dequantize`` pairs, which its low-precision passes turn into int8 weights.
-FOLD_WEIGHTS = {"xnnpack": True, "coreml": True, "portable": True, "openvino": False}
+FOLD_WEIGHTS = {"openvino": False}
 #: Whether an op's output is quantized too (XNNPACK runs int8 chains op to op). OpenVINO takes quantized inputs
 #: and requantizes only where the next op asks: without output specs its programs ran 10-13 % faster (measured:
 #: docs/measured-facts.md).

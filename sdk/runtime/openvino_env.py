@@ -58,6 +58,7 @@ def missing_hint() -> str:
     where = os.environ.get(ENV)
     if where and not Path(where).is_file():
         return f"{ENV}={where} is not a file: point it at libopenvino_c, or unset it and {EXTRA}"
-    if library() is None:
+    lib = library()
+    if lib is None:
         return f"OpenVINO is not installed: {EXTRA} (openvino 2025.x, which executorch 1.5.1 loads)"
-    return f"OpenVINO is installed ({library()}) but its runtime did not load this program"
+    return f"OpenVINO is installed ({lib}) but its runtime did not load this program"
