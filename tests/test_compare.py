@@ -522,3 +522,11 @@ def test_openvino_row_exports_its_own_bundle_and_says_so(cmp, tmp_path):
         ex.run_export = old
     assert path is None and err.startswith("export failed: stop here")
     assert seen["req"].backend == "openvino" and seen["req"].output.name == "tiny-executorch-openvino-int8.udc"
+
+
+def test_openvino_line_compared_with_itself_is_not_met(cmp, monkeypatch):
+    """Were the OpenVINO row ever listed among the peers, its line would compare it with itself (1.00x): a miss."""
+    monkeypatch.setattr(cmp, "TUNED_PEERS", ("executorch-openvino:int8",))
+    monkeypatch.setattr(cmp, "INT8_PEERS", ())
+    line = cmp.evaluate_targets(_with_openvino(cmp, _rows(cmp)), 14.0, True)[1]
+    assert "OpenVINO" in line["target"] and not line["met"] and "= 1.00x" in line["measured"], line
